@@ -1,0 +1,82 @@
+// The contract between the SD pipeline (runs in a worker thread) and the gpu-node service around it.
+import type { SchedulerOverrides, SchedulerClass } from "../../shared/schedulers/scheduler-names.js";
+
+export type OutputFormat = "png" | "jpeg";
+
+export interface LoraRequest {
+  name: string;
+  weight: number;
+}
+
+/** A fully resolved request: the service fills every default before the pipeline sees it. */
+export interface GenerateParams {
+  prompt: string;
+  negativePrompt: string | null;
+  /** Ignored for img2img: the output takes the init image's size (rounded as diffusers' processor does). */
+  width: number;
+  height: number;
+  numImages: number;
+  numInferenceSteps: number;
+  guidanceScale: number;
+  /** img2img only, 0..1. */
+  strength: number;
+  /** Name echoed in metadata (e.g. "Euler a"), with its class and config overrides. */
+  scheduler: { name: string; className: SchedulerClass; overrides: SchedulerOverrides };
+  /** 0..2^53-1, already drawn by the caller when the client sent none. */
+  seed: number;
+  /** PNG or JPEG bytes; present → img2img. */
+  initImage: Uint8Array | null;
+  outputFormat: OutputFormat;
+  loras: LoraRequest[];
+}
+
+export interface GeneratedImage {
+  index: number;
+  bytes: Uint8Array;
+  contentType: "image/png" | "image/jpeg";
+  ext: "png" | "jpg";
+  width: number;
+  height: number;
+}
+
+export interface GenerateTimings {
+  /** Wall time of the whole generation inside the pipeline. */
+  totalMs: number;
+  /** Time spent inside onnxruntime `run()` calls. */
+  ortMs: number;
+  encodeMs: number;
+}
+
+export interface GenerateOutput {
+  images: GeneratedImage[];
+  seed: number;
+  /** Denoising steps actually run (img2img runs fewer than numInferenceSteps). */
+  stepsRun: number;
+  /** The prompt (or negative prompt) was longer than the text encoder's 77 tokens and was cut. */
+  promptTruncated: boolean;
+  timings: GenerateTimings;
+}
+
+export interface ProgressEvent {
+  step: number;
+  total: number;
+}
+
+export interface PipelineStatus {
+  modelLoaded: boolean;
+  modelName: string;
+}
+
+/**
+ * What the gpu-node service drives. Implemented by a host that owns a worker thread running the pipeline.
+ * Failures reject with a DomainError (shared/errors): invalid_argument for bad input, cancelled when the
+ * signal fired, out_of_memory / internal otherwise.
+ */
+export interface PipelineRunner {
+  status(): PipelineStatus;
+  generate(
+    params: GenerateParams,
+    hooks: { onProgress?: (event: ProgressEvent) => void; signal?: AbortSignal },
+  ): Promise<GenerateOutput>;
+  close(): Promise<void>;
+}
