@@ -65,6 +65,9 @@ export interface ProgressEvent {
 export interface PipelineStatus {
   modelLoaded: boolean;
   modelName: string;
+  /** The model's native size (unet sample_size x VAE scale factor; 512 for SD 1.x without a unet config). */
+  nativeWidth: number;
+  nativeHeight: number;
 }
 
 /**
