@@ -15,7 +15,7 @@ interface RandnGoldens {
 }
 
 const goldens = JSON.parse(
-  readFileSync(new URL("../../../../../shared/goldens/randn.json", import.meta.url), "utf8"),
+  readFileSync(new URL("./fixtures/randn.json", import.meta.url), "utf8"),
 ) as RandnGoldens;
 
 const product = (shape: number[]): number => shape.reduce((a, b) => a * b, 1);
