@@ -25,6 +25,8 @@ const goldens = JSON.parse(
 ) as TokenizerGoldens;
 const modelDir = fileURLToPath(new URL("../../../../models/tiny-sd/tokenizer", import.meta.url));
 const tokenizer = ClipTokenizer.fromDirectory(modelDir);
+/** "cat</w>" in CLIP's vocabulary. */
+const CAT = 2368;
 
 const tempDirs: string[] = [];
 function tempDir(): string {
@@ -123,8 +125,6 @@ describe("ClipTokenizer on the goldens (HF fast CLIPTokenizer, padded to 77)", (
 });
 
 describe("ClipTokenizer truncation", () => {
-  const cat = 2368;
-
   it("fits 75 tokens exactly and cuts the 76th", () => {
     const fits = tokenizer.encode(Array(75).fill("cat").join(" "));
     expect(fits.truncated).toBe(false);
@@ -133,7 +133,7 @@ describe("ClipTokenizer truncation", () => {
 
     const over = tokenizer.encode(Array(76).fill("cat").join(" "));
     expect(over.truncated).toBe(true);
-    expect(over.ids).toEqual([tokenizer.bosId, ...Array(75).fill(cat), tokenizer.eosId]);
+    expect(over.ids).toEqual([tokenizer.bosId, ...Array(75).fill(CAT), tokenizer.eosId]);
   });
 
   it("cuts a long prompt to its first 75 tokens and ends it with eos", () => {
@@ -146,7 +146,7 @@ describe("ClipTokenizer truncation", () => {
 
 describe("ClipTokenizer special tokens and normalisation", () => {
   it("turns the literal <|endoftext|> / <|startoftext|> inside a prompt into the single special ids", () => {
-    expect(tokenizer.tokenize("a cat<|endoftext|>dog")).toEqual([320, cat(), 49407, 1929]);
+    expect(tokenizer.tokenize("a cat<|endoftext|>dog")).toEqual([320, CAT, 49407, 1929]);
     expect(tokenizer.tokenize("!<|startoftext|>")).toEqual([256, 49406]);
     // Matching happens after lowercasing, like the fast tokenizer's normalized added tokens.
     expect(tokenizer.tokenize("<|EndOfText|>")).toEqual([49407]);
@@ -162,10 +162,6 @@ describe("ClipTokenizer special tokens and normalisation", () => {
   it("normalises to NFC before tokenising", () => {
     expect(tokenizer.tokenize("cafe\u0301")).toEqual(tokenizer.tokenize("caf\u00e9"));
   });
-
-  function cat(): number {
-    return 2368;
-  }
 });
 
 describe("ClipTokenizer from a tokenizer.json-only directory", () => {
