@@ -1,0 +1,91 @@
+// The GpuClient over gRPC-web on fetch (@connectrpc/connect-web), for the edge in Cloudflare Workers: no
+// node: imports, no runtime code generation (protobuf-es works from the generated descriptors).
+import { create } from "@bufbuild/protobuf";
+import { ConnectError, createClient, type Interceptor } from "@connectrpc/connect";
+import { createGrpcWebTransport } from "@connectrpc/connect-web";
+import { CancelRequestSchema, GenerateRequestSchema, GpuNode, type GenerateEvent } from "../../shared/gen/sd/v1/gpu_pb.js";
+import {
+  ERROR_CODE_TRAILER,
+  gpuCallError,
+  GpuCallError,
+  TIER_SECRET_HEADER,
+  type GenerateRequestInit,
+  type GpuClient,
+} from "./gpu-client.port.js";
+
+export interface ConnectGpuClientOptions {
+  /** Base URL of the node's gRPC-web listener (config.gpu_nodes[].web). */
+  baseUrl: string;
+  tierSecret?: string | null;
+  unaryTimeoutMs?: number;
+  /** The fetch to wrap; globalThis.fetch when absent. */
+  fetch?: typeof globalThis.fetch;
+}
+
+/**
+ * connect-web sets `redirect`, `mode` and `credentials` on every request; Workers' fetch throws on `mode` and
+ * `credentials` ("not implemented"), and none of them matters between servers. Drop them.
+ */
+export function workerSafeFetch(base: typeof globalThis.fetch): typeof globalThis.fetch {
+  return (input, init) => {
+    if (!init) return base(input);
+    const { redirect: _redirect, mode: _mode, credentials: _credentials, ...rest } = init;
+    return base(input, rest);
+  };
+}
+
+function mapError(error: unknown, baseUrl: string): GpuCallError {
+  if (error instanceof GpuCallError) return error;
+  const connectError = ConnectError.from(error);
+  // Connect's codes are the gRPC status codes.
+  return gpuCallError(
+    connectError.code,
+    `gpu node ${baseUrl}: ${connectError.rawMessage}`,
+    connectError.metadata.get(ERROR_CODE_TRAILER),
+    error,
+  );
+}
+
+export function createConnectGpuClient(options: ConnectGpuClientOptions): GpuClient {
+  const baseFetch = options.fetch ?? ((input, init) => globalThis.fetch(input, init));
+  const addSecret: Interceptor = (next) => (request) => {
+    if (options.tierSecret) request.header.set(TIER_SECRET_HEADER, options.tierSecret);
+    return next(request);
+  };
+  const transport = createGrpcWebTransport({
+    baseUrl: options.baseUrl,
+    useBinaryFormat: true,
+    fetch: workerSafeFetch(baseFetch),
+    interceptors: [addSecret],
+  });
+  const client = createClient(GpuNode, transport);
+  const unaryTimeoutMs = options.unaryTimeoutMs ?? 10_000;
+
+  return {
+    async *generate(request: GenerateRequestInit, signal?: AbortSignal): AsyncGenerator<GenerateEvent> {
+      try {
+        yield* client.generate(create(GenerateRequestSchema, request), { signal });
+      } catch (error) {
+        throw mapError(error, options.baseUrl);
+      }
+    },
+    async cancel(taskId, signal) {
+      try {
+        const response = await client.cancel(create(CancelRequestSchema, { taskId }), { signal, timeoutMs: unaryTimeoutMs });
+        return response.outcome;
+      } catch (error) {
+        throw mapError(error, options.baseUrl);
+      }
+    },
+    async status(signal) {
+      try {
+        return await client.getStatus({}, { signal, timeoutMs: unaryTimeoutMs });
+      } catch (error) {
+        throw mapError(error, options.baseUrl);
+      }
+    },
+    close() {
+      // fetch holds no connection of its own to release.
+    },
+  };
+}

@@ -1,0 +1,224 @@
+// The transport-agnostic core of the gpu-node: Generate (events as an async iterator), Cancel, GetStatus and
+// shutdown, over the job queue, the pipeline runner and the object store. Both listeners call exactly this.
+import { create } from "@bufbuild/protobuf";
+import type { Logger } from "pino";
+import type { Config } from "../../shared/config/config.schema.js";
+import { DomainError } from "../../shared/errors/error-codes.js";
+import {
+  CompletedSchema,
+  ImageSchema,
+  NodeStatusSchema,
+  ProgressSchema,
+  StartedSchema,
+  TimingsSchema,
+  type CancelOutcome,
+  type Completed,
+  type GenerateEvent,
+  type GenerateRequest,
+  type NodeStatus,
+} from "../../shared/gen/sd/v1/gpu_pb.js";
+import type { ResolvedScheduler } from "../../shared/schedulers/scheduler-names.js";
+import type { GenerateParams, PipelineRunner } from "../pipeline/pipeline.types.js";
+import type { ObjectStore } from "../storage/object-store.port.js";
+import { failedFrom, JobQueue, type JobContext } from "./job-queue.js";
+import { drawSeed, isValidTaskId, resolveGenerateRequest } from "./request.resolver.js";
+
+/** What the service reports for metrics (implemented with prom-client in gpu-node/observability). */
+export interface GenerationObserver {
+  queueDepth(depth: number): void;
+  /** Pipeline wall time of one successful generation. */
+  generationSeconds(seconds: number): void;
+  stepSeconds(seconds: number): void;
+  ortSeconds(seconds: number): void;
+  failure(code: string): void;
+}
+
+export interface GenerationServiceOptions {
+  runner: PipelineRunner;
+  store: ObjectStore;
+  config: Pick<Config, "generation_defaults" | "api" | "gpu_node">;
+  /** config.default_scheduler, or the model's own scheduler when that is null. */
+  defaultScheduler: ResolvedScheduler;
+  logger: Logger;
+  observer?: GenerationObserver;
+  /** Read at each GetStatus (the listener's port may only be known after binding). */
+  nodeId: () => string;
+  version: string;
+  /** Monotonic milliseconds. */
+  now?: () => number;
+  drawSeed?: () => number;
+}
+
+export class GenerationService {
+  private readonly queue: JobQueue;
+  private readonly now: () => number;
+
+  constructor(private readonly options: GenerationServiceOptions) {
+    this.now = options.now ?? (() => performance.now());
+    const { gpu_node } = options.config;
+    this.queue = new JobQueue({
+      capacity: gpu_node.queue_capacity,
+      concurrency: gpu_node.concurrency,
+      resultTtlMs: gpu_node.result_ttl_seconds * 1000,
+      now: this.now,
+      onDepthChange: (depth) => options.observer?.queueDepth(depth),
+      onFinished: (taskId, outcome) => {
+        const log = options.logger.child({ task_id: taskId });
+        if (outcome.case === "completed") {
+          log.info({ urls: outcome.value.urls, seed: outcome.value.seed, timings: outcome.value.timings }, "task completed");
+        } else {
+          options.observer?.failure(outcome.value.code);
+          log.warn({ code: outcome.value.code, retryable: outcome.value.retryable }, `task failed: ${outcome.value.message}`);
+        }
+      },
+    });
+  }
+
+  /**
+   * The task's events: attaches to a known task, else validates and queues a new one. Throws a DomainError
+   * when the call itself is refused (malformed task id, queue_full, unavailable while shutting down);
+   * bad generation parameters instead give a stream with one failed{invalid_argument} event.
+   */
+  generate(request: GenerateRequest): AsyncIterableIterator<GenerateEvent> {
+    const { taskId } = request;
+    if (!isValidTaskId(taskId)) {
+      throw new DomainError("invalid_argument", "task_id must be 1..128 characters of [A-Za-z0-9._-]");
+    }
+    const log = this.options.logger.child({ task_id: taskId });
+    const attached = this.queue.attach(taskId);
+    if (attached) {
+      log.debug("attached to a known task");
+      return attached;
+    }
+    const native = this.options.runner.status();
+    const resolved = resolveGenerateRequest(request, {
+      defaults: this.options.config.generation_defaults,
+      limits: this.options.config.api.limits,
+      native: { width: native.nativeWidth, height: native.nativeHeight },
+      defaultScheduler: this.options.defaultScheduler,
+      drawSeed: this.options.drawSeed ?? drawSeed,
+    });
+    if (!resolved.ok) {
+      return this.queue.reject(taskId, failedFrom(resolved.error));
+    }
+    const { params, totalSteps } = resolved;
+    const events = this.queue.enqueue(taskId, (ctx) => this.run(ctx, params, totalSteps));
+    log.info(
+      { width: params.width, height: params.height, steps: params.numInferenceSteps, scheduler: params.scheduler.name, img2img: params.initImage !== null },
+      "task accepted",
+    );
+    return events;
+  }
+
+  cancel(taskId: string): CancelOutcome {
+    const outcome = this.queue.cancel(taskId);
+    this.options.logger.info({ task_id: taskId, outcome }, "cancel requested");
+    return outcome;
+  }
+
+  status(): NodeStatus {
+    const pipeline = this.options.runner.status();
+    const queue = this.queue.snapshot();
+    return create(NodeStatusSchema, {
+      nodeId: this.options.nodeId(),
+      version: this.options.version,
+      modelLoaded: pipeline.modelLoaded,
+      modelName: pipeline.modelName,
+      queueDepth: queue.queueDepth,
+      capacity: queue.capacity,
+      concurrency: queue.concurrency,
+      runningTaskIds: queue.runningTaskIds,
+      busy: queue.runningTaskIds.length >= queue.concurrency,
+      accepting: queue.accepting,
+      nativeWidth: pipeline.nativeWidth,
+      nativeHeight: pipeline.nativeHeight,
+    });
+  }
+
+  /** Refuses new tasks, fails queued ones as retryable, lets running ones finish within the timeout. */
+  shutdown(timeoutMs: number): Promise<void> {
+    return this.queue.shutdown(timeoutMs);
+  }
+
+  dispose(): void {
+    this.queue.dispose();
+  }
+
+  private async run(ctx: JobContext, params: GenerateParams, totalSteps: number): Promise<Completed> {
+    const { observer, runner, store } = this.options;
+    const log = this.options.logger.child({ task_id: ctx.taskId });
+    log.info({ queue_ms: Math.round(ctx.startedAt - ctx.acceptedAt) }, "task started");
+    ctx.emit({
+      case: "started",
+      value: create(StartedSchema, {
+        seed: params.seed,
+        totalSteps,
+        width: params.width,
+        height: params.height,
+        numImages: params.numImages,
+        scheduler: params.scheduler.name,
+      }),
+    });
+
+    const pipelineStart = this.now();
+    let lastStepAt = pipelineStart;
+    const output = await runner.generate(params, {
+      signal: ctx.signal,
+      onProgress: ({ step, total }) => {
+        const at = this.now();
+        observer?.stepSeconds((at - lastStepAt) / 1000);
+        lastStepAt = at;
+        ctx.emit({ case: "progress", value: create(ProgressSchema, { step, total }) });
+      },
+    });
+    const pipelineMs = this.now() - pipelineStart;
+    // A cancel that lands during the last step or the encode still wins: nothing is stored.
+    if (ctx.signal.aborted) throw ctx.signal.reason;
+    observer?.generationSeconds(output.timings.totalMs / 1000);
+    observer?.ortSeconds(output.timings.ortMs / 1000);
+
+    const uploadStart = this.now();
+    const filedOn = new Date();
+    const urls: string[] = [];
+    const keys: string[] = [];
+    for (const image of output.images) {
+      const stored = await store.put({
+        taskId: ctx.taskId,
+        index: image.index,
+        ext: image.ext,
+        contentType: image.contentType,
+        bytes: image.bytes,
+        date: filedOn,
+      });
+      urls.push(stored.url);
+      keys.push(stored.key);
+      ctx.emit({
+        case: "image",
+        value: create(ImageSchema, {
+          index: image.index,
+          url: stored.url,
+          key: stored.key,
+          contentType: image.contentType,
+          width: image.width,
+          height: image.height,
+        }),
+      });
+    }
+    const end = this.now();
+    return create(CompletedSchema, {
+      urls,
+      keys,
+      seed: output.seed,
+      stepsRun: output.stepsRun,
+      promptTruncated: output.promptTruncated,
+      timings: create(TimingsSchema, {
+        totalMs: end - ctx.acceptedAt,
+        queueMs: ctx.startedAt - ctx.acceptedAt,
+        pipelineMs,
+        ortMs: output.timings.ortMs,
+        encodeMs: output.timings.encodeMs,
+        uploadMs: end - uploadStart,
+      }),
+    });
+  }
+}
