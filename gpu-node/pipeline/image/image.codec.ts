@@ -59,15 +59,15 @@ export async function encodePng(image: RgbImage, parameters: string | null): Pro
   const png = await sharp(image.data, { raw: { width: image.width, height: image.height, channels: 3 } })
     .png()
     .toBuffer();
-  const bytes = new Uint8Array(png.buffer, png.byteOffset, png.byteLength);
-  return parameters === null ? bytes : insertPngChunk(bytes, textChunk("parameters", parameters));
+  // A fresh, exactly sized copy: the bytes are transferred out of the worker, which detaches their buffer.
+  return parameters === null ? new Uint8Array(png) : insertPngChunk(png, textChunk("parameters", parameters));
 }
 
 export async function encodeJpeg(image: RgbImage, quality: number): Promise<Uint8Array> {
   const jpeg = await sharp(image.data, { raw: { width: image.width, height: image.height, channels: 3 } })
     .jpeg({ quality })
     .toBuffer();
-  return new Uint8Array(jpeg.buffer, jpeg.byteOffset, jpeg.byteLength);
+  return new Uint8Array(jpeg);
 }
 
 /** For tests and tooling: decodes any image sharp reads into RGB plus its PNG text chunks. */

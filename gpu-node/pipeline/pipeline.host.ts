@@ -1,0 +1,232 @@
+// Runs the SD pipeline in a worker thread and drives it for the gpu-node service. The model loads once per
+// worker; jobs run one at a time in arrival order; progress and cancellation cross the thread boundary (the
+// cancel flag is shared memory, because the worker's event loop is busy for the whole run); images come back
+// as transferred buffers. If the worker dies (out of memory, a crash), the job it was running fails with a
+// clear message, a new worker loads the model, and the jobs that were waiting run there.
+import { Worker } from "node:worker_threads";
+import type { Config } from "../../shared/config/config.schema.js";
+import { DomainError, isErrorCode } from "../../shared/errors/error-codes.js";
+import { ModelLoadError } from "./model/model-load.error.js";
+import type {
+  GenerateOutput,
+  GenerateParams,
+  PipelineRunner,
+  PipelineStatus,
+  ProgressEvent,
+} from "./pipeline.types.js";
+import { pipelineSettings, type PipelineSettings } from "./sd-pipeline.factory.js";
+import { CANCEL_FLAG, type HostMessage, type WorkerData, type WorkerMessage } from "./worker/worker.protocol.js";
+
+export interface PipelineHostOptions {
+  /** Lets tests make the worker die on purpose (injectCrash). Off in the service. */
+  faultInjection?: boolean;
+}
+
+interface Job {
+  id: number;
+  params: GenerateParams;
+  cancel: Int32Array<SharedArrayBuffer>;
+  onProgress?: (event: ProgressEvent) => void;
+  resolve: (output: GenerateOutput) => void;
+  reject: (err: Error) => void;
+}
+
+const WORKER_ENTRY = new URL("./worker/pipeline.worker.ts", import.meta.url);
+// Source (.ts) runs through tsx, which a worker only gets from a JS bootstrap that registers it.
+const TS_BOOTSTRAP = new URL("./worker/ts-worker.bootstrap.mjs", import.meta.url);
+
+function spawnWorker(settings: PipelineSettings): Worker {
+  const workerData: WorkerData & { entry?: string } = { settings };
+  if (WORKER_ENTRY.pathname.endsWith(".ts")) {
+    return new Worker(TS_BOOTSTRAP, { workerData: { ...workerData, entry: WORKER_ENTRY.href } });
+  }
+  return new Worker(WORKER_ENTRY, { workerData });
+}
+
+export class PipelineHost implements PipelineRunner {
+  #worker: Worker | null = null;
+  #ready: Promise<void> | null = null;
+  #status: PipelineStatus;
+  #jobs = new Map<number, Job>();
+  #nextId = 1;
+  #closed = false;
+  #restarts = 0;
+
+  constructor(
+    private readonly settings: PipelineSettings,
+    private readonly options: PipelineHostOptions = {},
+  ) {
+    this.#status = { modelLoaded: false, modelName: settings.modelName ?? "", nativeWidth: 0, nativeHeight: 0 };
+  }
+
+  /** How many times a dead worker was replaced. */
+  get restarts(): number {
+    return this.#restarts;
+  }
+
+  /** Starts a worker and resolves once its model is loaded; rejects with the load error otherwise. */
+  start(): Promise<void> {
+    if (this.#ready) return this.#ready;
+    this.#ready = new Promise<void>((resolve, reject) => {
+      const worker = spawnWorker(this.settings);
+      this.#worker = worker;
+      let loaded = false;
+      let crash: Error | null = null;
+      worker.on("message", (message: WorkerMessage) => {
+        if (message.type === "ready") {
+          loaded = true;
+          this.#status = message.status;
+          // Jobs that waited for this worker (submitted meanwhile, or survivors of a dead one) go now.
+          for (const job of this.#jobs.values()) this.#send(job);
+          resolve();
+        } else if (message.type === "load-failed") {
+          const err = new ModelLoadError(message.error.message);
+          err.name = message.error.name;
+          crash = err;
+        } else {
+          this.#onJobMessage(message);
+        }
+      });
+      worker.on("error", (err) => {
+        crash = err;
+      });
+      worker.on("exit", (code) => {
+        if (this.#worker !== worker) return;
+        this.#worker = null;
+        this.#ready = null;
+        this.#status = { ...this.#status, modelLoaded: false };
+        if (this.#closed) return;
+        if (!loaded) {
+          const err = crash ?? new ModelLoadError(`the pipeline worker exited with code ${code} while loading the model`);
+          this.#failAll(
+            new DomainError("unavailable", `the pipeline could not load its model: ${err.message}`, { cause: err }),
+          );
+          reject(err);
+          return;
+        }
+        this.#onWorkerDeath(code, crash);
+      });
+    });
+    // A failed start is reported to whoever awaits it; later generate() calls try again.
+    this.#ready.catch(() => {});
+    return this.#ready;
+  }
+
+  status(): PipelineStatus {
+    return { ...this.#status };
+  }
+
+  generate(
+    params: GenerateParams,
+    hooks: { onProgress?: (event: ProgressEvent) => void; signal?: AbortSignal } = {},
+  ): Promise<GenerateOutput> {
+    if (this.#closed) return Promise.reject(new DomainError("unavailable", "the pipeline is closed"));
+    const { signal } = hooks;
+    if (signal?.aborted) return Promise.reject(new DomainError("cancelled", "the generation was cancelled"));
+    return new Promise<GenerateOutput>((resolve, reject) => {
+      const job: Job = {
+        id: this.#nextId++,
+        params,
+        cancel: new Int32Array(new SharedArrayBuffer(4)),
+        onProgress: hooks.onProgress,
+        resolve,
+        reject,
+      };
+      const onAbort = () => {
+        // The worker sees the flag between steps and answers with a `cancelled` failure.
+        Atomics.store(job.cancel, CANCEL_FLAG, 1);
+      };
+      signal?.addEventListener("abort", onAbort, { once: true });
+      const settle = () => signal?.removeEventListener("abort", onAbort);
+      job.resolve = (output) => {
+        settle();
+        resolve(output);
+      };
+      job.reject = (err) => {
+        settle();
+        reject(err);
+      };
+      this.#jobs.set(job.id, job);
+      if (this.#worker && this.#status.modelLoaded) this.#send(job);
+      else this.start().catch(() => {});
+    });
+  }
+
+  /** Test hook: makes the worker die (exit or an uncaught exception) to exercise recovery. */
+  injectCrash(how: "exit" | "throw"): void {
+    if (!this.options.faultInjection) throw new Error("fault injection is disabled");
+    this.#worker?.postMessage({ type: "crash", how } satisfies HostMessage);
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    this.#failAll(new DomainError("unavailable", "the pipeline is shutting down"));
+    const worker = this.#worker;
+    this.#worker = null;
+    this.#ready = null;
+    if (worker) await worker.terminate();
+  }
+
+  #send(job: Job): void {
+    const message: HostMessage = {
+      type: "generate",
+      id: job.id,
+      params: job.params,
+      cancel: job.cancel.buffer,
+    };
+    this.#worker?.postMessage(message);
+  }
+
+  #onJobMessage(message: Exclude<WorkerMessage, { type: "ready" | "load-failed" }>): void {
+    const job = this.#jobs.get(message.id);
+    if (!job) return;
+    if (message.type === "progress") {
+      job.onProgress?.({ step: message.step, total: message.total });
+      return;
+    }
+    this.#jobs.delete(job.id);
+    if (message.type === "done") {
+      job.resolve(message.output);
+    } else {
+      const { code, message: text } = message.error;
+      job.reject(new DomainError(isErrorCode(code) ? code : "internal", text));
+    }
+  }
+
+  /** The oldest unfinished job is the one the worker was running: it fails; the rest wait for a new worker. */
+  #onWorkerDeath(exitCode: number, crash: Error | null): void {
+    this.#restarts++;
+    const running = this.#jobs.values().next().value as Job | undefined;
+    if (running) {
+      this.#jobs.delete(running.id);
+      const oom = (crash as NodeJS.ErrnoException | null)?.code === "ERR_WORKER_OUT_OF_MEMORY";
+      const reason = crash ? crash.message : `exit code ${exitCode}`;
+      running.reject(
+        new DomainError(
+          oom ? "out_of_memory" : "internal",
+          `the pipeline worker died while generating (${reason}); it has been restarted, the request was not completed`,
+          { cause: crash ?? undefined },
+        ),
+      );
+    }
+    this.start().catch(() => {});
+  }
+
+  #failAll(err: Error): void {
+    const jobs = [...this.#jobs.values()];
+    this.#jobs.clear();
+    for (const job of jobs) job.reject(err);
+  }
+}
+
+/** Starts the pipeline worker for this config and waits until the model is loaded (or its load error). */
+export async function createPipelineRunner(config: Config, options: PipelineHostOptions = {}): Promise<PipelineHost> {
+  const host = new PipelineHost(pipelineSettings(config), options);
+  try {
+    await host.start();
+  } catch (err) {
+    await host.close();
+    throw err;
+  }
+  return host;
+}

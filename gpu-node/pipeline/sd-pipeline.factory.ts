@@ -1,0 +1,60 @@
+// Assembles the pipeline from config: the ONNX backend, the model directory, the tokenizer, the scheduler
+// factory and the torch generator. Runs inside the worker thread.
+import { resolve } from "node:path";
+import type { Config } from "../../shared/config/config.schema.js";
+import { OnnxBackend } from "./backends/onnx.backend.js";
+import { ModelLoadError } from "./model/model-load.error.js";
+import { loadSdModel } from "./model/sd-model.loader.js";
+import { TorchGenerator } from "./rng/torch-generator.js";
+import { createScheduler } from "./schedulers/index.js";
+import { SdPipeline } from "./sd.pipeline.js";
+import { ClipTokenizer } from "./tokenizer/clip.tokenizer.js";
+
+/** The part of Config the pipeline needs; plain data, so it crosses into the worker as workerData. */
+export interface PipelineSettings {
+  modelPath: string;
+  modelName: string | null;
+  device: Config["device"];
+  intraOpThreads: number;
+  graphOptimizationLevel: Config["onnx"]["graph_optimization_level"];
+  memoryBudgetMb: number;
+  jpegQuality: number;
+}
+
+export function pipelineSettings(config: Config): PipelineSettings {
+  return {
+    modelPath: resolve(config.sd_model.path),
+    modelName: config.sd_model.name,
+    device: config.device,
+    intraOpThreads: config.onnx.intra_op_threads,
+    graphOptimizationLevel: config.onnx.graph_optimization_level,
+    memoryBudgetMb: config.onnx.memory_budget_mb,
+    jpegQuality: config.output.jpeg_quality,
+  };
+}
+
+export async function createSdPipeline(settings: PipelineSettings): Promise<SdPipeline> {
+  const backend = new OnnxBackend({
+    intraOpThreads: settings.intraOpThreads,
+    graphOptimizationLevel: settings.graphOptimizationLevel,
+    device: settings.device,
+  });
+  const model = await loadSdModel(settings.modelPath, { name: settings.modelName, backend });
+  let tokenizer: ClipTokenizer;
+  try {
+    tokenizer = ClipTokenizer.fromDirectory(model.tokenizerDir);
+  } catch (err) {
+    await model.release();
+    throw new ModelLoadError(`tokenizer/ in ${model.dir}: ${(err as Error).message}`, { cause: err });
+  }
+  return new SdPipeline(
+    model,
+    {
+      tokenizer,
+      createScheduler: (choice, config) => createScheduler(choice, config),
+      createGenerator: (seed) => new TorchGenerator(seed),
+      ortMs: () => backend.runMs,
+    },
+    { memoryBudgetMb: settings.memoryBudgetMb, jpegQuality: settings.jpegQuality },
+  );
+}

@@ -1,0 +1,46 @@
+import { describe, expect, it } from "vitest";
+import {
+  SD1_UNET_MEMORY,
+  SD1_VAE_MEMORY,
+  chunkRanges,
+  fitsBudget,
+  samplesPerRun,
+  unetBytesPerSample,
+  vaeBytesPerSample,
+} from "../../../../gpu-node/pipeline/memory/memory-budget.js";
+
+const MB = 1024 * 1024;
+
+describe("memory budget", () => {
+  it("charges the attention maps: heads x tokens^2 x 4 bytes, three copies", () => {
+    // 512x512 → 64x64 latent → 4096 tokens; 8 heads x 4096^2 x 4 B = 512 MiB per map.
+    const bytes = unetBytesPerSample(64, 64, SD1_UNET_MEMORY);
+    expect(bytes).toBeGreaterThan(3 * 512 * MB);
+    expect(bytes).toBeLessThan(3 * 512 * MB + 64 * MB);
+    // Quartering the tokens divides the attention part by 16.
+    expect(unetBytesPerSample(32, 32, SD1_UNET_MEMORY)).toBeLessThan(bytes / 10);
+  });
+
+  it("runs 512x512 one sample at a time under the default 2 GB budget, 64x64 all at once", () => {
+    expect(samplesPerRun(unetBytesPerSample(64, 64, SD1_UNET_MEMORY), 2048)).toBe(1);
+    expect(samplesPerRun(unetBytesPerSample(8, 8, SD1_UNET_MEMORY), 2048)).toBeGreaterThanOrEqual(20);
+    expect(fitsBudget(unetBytesPerSample(128, 128, SD1_UNET_MEMORY), 2048)).toBe(false);
+  });
+
+  it("sizes the VAE by its widest feature map and mid-block attention", () => {
+    const sd = vaeBytesPerSample(512, 512, SD1_VAE_MEMORY);
+    // 128 channels x 512 x 512 x 4 B = 128 MiB per map, four alive; 4096^2 x 4 B x 3 for attention.
+    expect(sd).toBeGreaterThan(4 * 128 * MB + 3 * 64 * MB);
+    expect(vaeBytesPerSample(512, 512, { blockOutChannels: [8, 8, 16, 16] })).toBeLessThan(sd);
+  });
+
+  it("splits a batch into consecutive chunks", () => {
+    expect(chunkRanges(5, 2)).toEqual([
+      { start: 0, count: 2 },
+      { start: 2, count: 2 },
+      { start: 4, count: 1 },
+    ]);
+    expect(chunkRanges(3, 8)).toEqual([{ start: 0, count: 3 }]);
+    expect(samplesPerRun(10 * MB * 1024, 1)).toBe(1);
+  });
+});
