@@ -32,7 +32,7 @@ export interface AdapterUse {
   weight: number;
 }
 
-/** Spread into onnxruntime's InferenceSession.create(modelBytes, { ...yours, ...sessionOptions }). */
+/** The onnxruntime session options a merged model needs (see sessionOptionsFor). */
 export interface MergedSessionOptions {
   externalData?: { path: string; data: Uint8Array }[];
   extra?: { session: { model_external_initializers_file_folder_path: string } };
@@ -52,7 +52,10 @@ export interface MergedModel {
   component: ModelComponentName;
   strategy: "unchanged" | "inline" | "copy";
   modelBytes: Uint8Array;
-  sessionOptions: MergedSessionOptions;
+  /** Where ORT must read the external files still on disk ("unchanged", "inline"); null when none are. */
+  externalDataDir: string | null;
+  /** In-memory copies of every external file ("copy"); empty otherwise. */
+  externalData: { path: string; data: Uint8Array }[];
   patchedInitializers: string[];
   /** Bytes of tensor data this result holds beyond the base model's files (for a cache's memory bound). */
   heldBytes: number;
@@ -143,7 +146,7 @@ export async function mergeAdapters(componentDir: string, uses: readonly Adapter
   const model = parseOnnxModel(bytes, modelPath);
   const map = buildModuleMap(model);
   const hasExternal = [...model.initializers.values()].some((i) => i.data.kind === "external");
-  const folder: MergedSessionOptions = hasExternal ? { extra: { session: { model_external_initializers_file_folder_path: componentDir } } } : {};
+  const externalDataDir = hasExternal ? componentDir : null;
 
   // 1. Plan: which initializers change, and by what.
   const plan = new Map<string, Planned>();
@@ -160,7 +163,7 @@ export async function mergeAdapters(componentDir: string, uses: readonly Adapter
     }
   }
   if (plan.size === 0) {
-    return { component, strategy: "unchanged", modelBytes: bytes, sessionOptions: folder, patchedInitializers: [], heldBytes: 0, adapters };
+    return { component, strategy: "unchanged", modelBytes: bytes, externalDataDir, externalData: [], patchedInitializers: [], heldBytes: 0, adapters };
   }
 
   const files = new ExternalFiles(componentDir, modelPath);
@@ -180,7 +183,8 @@ export async function mergeAdapters(componentDir: string, uses: readonly Adapter
         component,
         strategy: "inline",
         modelBytes,
-        sessionOptions: folder,
+        externalDataDir,
+        externalData: [],
         patchedInitializers: [...plan.keys()],
         heldBytes: modelBytes.byteLength,
         adapters,
@@ -206,7 +210,8 @@ export async function mergeAdapters(componentDir: string, uses: readonly Adapter
       component,
       strategy: "copy",
       modelBytes,
-      sessionOptions: { externalData },
+      externalDataDir: null,
+      externalData,
       patchedInitializers: [...plan.keys()],
       heldBytes: externalData.reduce((n, f) => n + f.data.byteLength, 0) + (embeddedPatched ? modelBytes.byteLength : 0),
       adapters,
@@ -214,6 +219,16 @@ export async function mergeAdapters(componentDir: string, uses: readonly Adapter
   } finally {
     await files.close();
   }
+}
+
+/**
+ * Options to spread into onnxruntime's InferenceSession.create(merged.modelBytes, { ...yours, ...these }).
+ * Keep `merged` referenced until create() resolves; ORT copies the weights while creating the session.
+ */
+export function sessionOptionsFor(merged: Pick<MergedModel, "externalDataDir" | "externalData">): MergedSessionOptions {
+  if (merged.externalData.length > 0) return { externalData: merged.externalData };
+  if (merged.externalDataDir) return { extra: { session: { model_external_initializers_file_folder_path: merged.externalDataDir } } };
+  return {};
 }
 
 function tensorBytes(init: OnnxInitializer): number {

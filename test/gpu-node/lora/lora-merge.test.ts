@@ -1,0 +1,289 @@
+import { createHash } from "node:crypto";
+import { mkdtemp, readdir, readFile, rm, utimes } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import * as ort from "onnxruntime-node";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { openAdapter } from "../../../gpu-node/lora/adapter.js";
+import type { LoraAdapter } from "../../../gpu-node/lora/adapter.js";
+import { adapterSetKey, LoraMergeError, mergeAdapters, sessionOptionsFor } from "../../../gpu-node/lora/lora-merge.js";
+import type { MergedModel } from "../../../gpu-node/lora/lora-merge.js";
+import { parseOnnxModel } from "../../../gpu-node/lora/onnx-graph.js";
+import { readSafetensorsFile } from "../../../gpu-node/lora/safetensors.reader.js";
+import { fixtureRng, lohaModule, loraModule, referenceDelta, TINY_MODULES, writeSafetensors } from "../../helpers/lora-fixtures.js";
+import type { FixtureTensors, ModuleSpec } from "../../helpers/lora-fixtures.js";
+
+const MODEL = join(process.cwd(), "models/tiny-sd");
+const UNET = join(MODEL, "unet");
+const TE = join(MODEL, "text_encoder");
+const U = TINY_MODULES.unet;
+const T = TINY_MODULES.text_encoder;
+
+type Target = ModuleSpec & { initializer: string; layout: string };
+
+/** One initializer's values as float32, from a merged model (its bytes, in-memory files, or disk). */
+function initializerValues(bytes: Uint8Array, dir: string, name: string, memory: { path: string; data: Uint8Array }[] = []): Promise<Float32Array> {
+  const model = parseOnnxModel(bytes, "merged");
+  const init = model.initializers.get(name);
+  if (!init) throw new Error(`no initializer ${name}`);
+  expect(init.dataType).toBe(1);
+  const n = init.dims.reduce((a, b) => a * b, 1);
+  const toF32 = (b: Uint8Array) => new Float32Array(new Uint8Array(b).buffer);
+  const data = init.data;
+  if (data.kind === "raw" || data.kind === "float_data") return Promise.resolve(toF32(bytes.subarray(data.start, data.end)));
+  if (data.kind !== "external") throw new Error(`${name} has no data`);
+  const inMemory = memory.find((f) => f.path === data.location);
+  if (inMemory) return Promise.resolve(toF32(inMemory.data.subarray(data.offset, data.offset + n * 4)));
+  return readFile(join(dir, data.location)).then((file) => toF32(file.subarray(data.offset, data.offset + n * 4)));
+}
+
+async function baseValues(dir: string, name: string): Promise<Float32Array> {
+  return initializerValues(await readFile(join(dir, "model.onnx")), dir, name);
+}
+
+/** base + Σ ΔW, placed the way the initializer stores W (MatMul: transposed to [in, out]). */
+function expectedValues(base: Float32Array, target: Target, deltas: Float64Array[]): Float64Array {
+  const out = Float64Array.from(base);
+  for (const delta of deltas) {
+    for (let o = 0; o < target.out; o++) {
+      for (let x = 0; x < target.in * target.kh * target.kw; x++) {
+        const d = delta[o * target.in * target.kh * target.kw + x];
+        if (target.layout === "in_out") out[x * target.out + o] += d;
+        else out[o * target.in * target.kh * target.kw + x] += d;
+      }
+    }
+  }
+  return out;
+}
+
+function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  expect(a.length).toBe(b.length);
+  let worst = 0;
+  for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i] - b[i]));
+  return worst;
+}
+
+async function sha256(path: string): Promise<string> {
+  return createHash("sha256").update(await readFile(path)).digest("hex");
+}
+
+async function hashTree(dir: string): Promise<Record<string, string>> {
+  const out: Record<string, string> = {};
+  for (const name of await readdir(dir)) out[name] = await sha256(join(dir, name));
+  return out;
+}
+
+// Fixed UNet inputs: one 8x8 latent, one timestep, 77 tokens of 32-wide text states.
+const unetFeeds = () => ({
+  sample: new ort.Tensor("float32", Float32Array.from({ length: 4 * 8 * 8 }, (_, i) => Math.sin(i * 0.37)), [1, 4, 8, 8]),
+  timestep: new ort.Tensor("float32", Float32Array.of(501), [1]),
+  encoder_hidden_states: new ort.Tensor("float32", Float32Array.from({ length: 77 * 32 }, (_, i) => Math.cos(i * 0.11)), [1, 77, 32]),
+});
+
+async function runUnet(session: ort.InferenceSession): Promise<Float32Array> {
+  const out = await session.run(unetFeeds());
+  return out[session.outputNames[0]].data as Float32Array;
+}
+
+async function unetSession(merged: MergedModel): Promise<ort.InferenceSession> {
+  return ort.InferenceSession.create(merged.modelBytes, { logSeverityLevel: 3, ...sessionOptionsFor(merged) });
+}
+
+describe("LoRA / LoHA merge into the tiny model", () => {
+  let dir: string;
+  let loraTensors: FixtureTensors;
+  let lohaTensors: FixtureTensors;
+  let lora: LoraAdapter;
+  let loha: LoraAdapter;
+  let baseHashes: Record<string, Record<string, string>>;
+  let baseSession: ort.InferenceSession;
+  let baseOut: Float32Array;
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), "lora-merge-"));
+    baseHashes = { unet: await hashTree(UNET), text_encoder: await hashTree(TE) };
+    const rng = fixtureRng(42);
+    loraTensors = {
+      ...loraModule(U.to_q, { rank: 4, alpha: 2, rng }),
+      ...loraModule(U.attn2_to_k, { rank: 4, rng }),
+      ...loraModule(U.ff_proj, { rank: 2, alpha: 1, dtype: "F16", rng }),
+      ...loraModule(U.proj_in, { rank: 4, alpha: 4, conv: true, rng }),
+      ...loraModule(U.conv1, { rank: 4, alpha: 2, rng }),
+      ...loraModule(U.time_emb_proj, { rank: 4, alpha: 4, dtype: "BF16", rng }),
+      ...loraModule(T.q_proj, { rank: 4, alpha: 4, rng }),
+      ...loraModule(T.fc1, { rank: 2, rng }),
+      ...loraModule({ key: "lora_unet_down_blocks_9_attentions_0_proj_in", out: 32, in: 32, kh: 1, kw: 1 }, { rank: 2, rng }),
+      ...loraModule({ key: "lora_te_text_model_encoder_layers_7_mlp_fc2", out: 32, in: 64, kh: 1, kw: 1 }, { rank: 2, rng }),
+    };
+    lohaTensors = {
+      ...lohaModule(U.to_q, { rank: 4, alpha: 2, rng }),
+      ...lohaModule(U.up_conv1, { rank: 2, alpha: 1, dtype: "F16", rng }),
+      ...lohaModule(U.conv1, { rank: 3, alpha: 3, tucker: true, rng }),
+      ...lohaModule(U.shortcut, { rank: 2, alpha: 2, tucker: true, dtype: "BF16", rng }),
+    };
+    lora = openAdapter("style", await readSafetensorsFile(await writeSafetensors(join(dir, "style.safetensors"), loraTensors)));
+    loha = openAdapter("texture", await readSafetensorsFile(await writeSafetensors(join(dir, "texture.safetensors"), lohaTensors)));
+    baseSession = await ort.InferenceSession.create(join(UNET, "model.onnx"), { logSeverityLevel: 3 });
+    baseOut = await runUnet(baseSession);
+  });
+
+  afterAll(async () => {
+    await baseSession?.release();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  for (const strategy of ["inline", "copy"] as const) {
+    it(`merges W + weight·ΔW into the UNet (${strategy}), MatMul weights transposed`, async () => {
+      const weights = { lora: 0.8, loha: -0.6 };
+      const merged = await mergeAdapters(
+        UNET,
+        [
+          { adapter: lora, weight: weights.lora },
+          { adapter: loha, weight: weights.loha },
+        ],
+        strategy === "copy" ? { inlineLimitBytes: 0 } : {},
+      );
+      expect(merged.strategy).toBe(strategy);
+      expect(merged.component).toBe("unet");
+      const targets: [Target, [FixtureTensors, number][]][] = [
+        [U.to_q, [[loraTensors, weights.lora], [lohaTensors, weights.loha]]],
+        [U.attn2_to_k, [[loraTensors, weights.lora]]],
+        [U.ff_proj, [[loraTensors, weights.lora]]],
+        [U.proj_in, [[loraTensors, weights.lora]]],
+        [U.conv1, [[loraTensors, weights.lora], [lohaTensors, weights.loha]]],
+        [U.time_emb_proj, [[loraTensors, weights.lora]]],
+        [U.up_conv1, [[lohaTensors, weights.loha]]],
+        [U.shortcut, [[lohaTensors, weights.loha]]],
+      ];
+      expect([...merged.patchedInitializers].sort()).toEqual(targets.map(([t]) => t.initializer).sort());
+      for (const [target, sources] of targets) {
+        const base = await baseValues(UNET, target.initializer);
+        const expected = expectedValues(base, target, sources.map(([tensors, w]) => referenceDelta(tensors, target, w)));
+        const actual = await initializerValues(merged.modelBytes, UNET, target.initializer, merged.externalData);
+        const scale = Math.max(...Array.from(expected, Math.abs));
+        expect(maxAbsDiff(actual, expected), target.initializer).toBeLessThan(scale * 1e-5);
+        expect(maxAbsDiff(actual, base), `${target.initializer} changed`).toBeGreaterThan(1e-5);
+      }
+      // An untouched weight is still the base one.
+      const untouched = "down_blocks.0.resnets.0.conv1.weight";
+      expect(maxAbsDiff(await initializerValues(merged.modelBytes, UNET, untouched, merged.externalData), await baseValues(UNET, untouched))).toBe(0);
+      if (strategy === "inline") {
+        expect(merged.externalData).toEqual([]);
+        expect(merged.externalDataDir).toBe(UNET);
+        // Only the patched tensors are held: the model bytes grew by their size (± tensor headers), not by weights.pb.
+        const patched = targets.reduce((n, [t]) => n + t.out * t.in * t.kh * t.kw * 4, 0);
+        const graph = (await readFile(join(UNET, "model.onnx"))).byteLength;
+        expect(Math.abs(merged.heldBytes - (graph + patched))).toBeLessThan(4096);
+      } else {
+        expect(merged.externalData.map((f) => f.path)).toEqual(["weights.pb"]);
+        expect(merged.externalDataDir).toBeNull();
+      }
+    });
+  }
+
+  it("reports unmatched keys per component and leaves the other component's keys alone", async () => {
+    const unet = await mergeAdapters(UNET, [{ adapter: lora, weight: 1 }]);
+    expect(unet.adapters).toEqual([{ adapter: "style", applied: 6, unmatched: ["lora_unet_down_blocks_9_attentions_0_proj_in"], skipped: [] }]);
+    const te = await mergeAdapters(TE, [{ adapter: lora, weight: 1 }]);
+    expect(te.adapters).toEqual([{ adapter: "style", applied: 2, unmatched: ["lora_te_text_model_encoder_layers_7_mlp_fc2"], skipped: [] }]);
+  });
+
+  it("merges into the text encoder's embedded weights", async () => {
+    const merged = await mergeAdapters(TE, [{ adapter: lora, weight: 1.5 }]);
+    expect(merged.strategy).toBe("inline");
+    expect(merged.externalDataDir).toBeNull();
+    for (const target of [T.q_proj, T.fc1]) {
+      const base = await baseValues(TE, target.initializer);
+      const expected = expectedValues(base, target, [referenceDelta(loraTensors, target, 1.5)]);
+      const actual = await initializerValues(merged.modelBytes, TE, target.initializer);
+      expect(maxAbsDiff(actual, expected)).toBeLessThan(Math.max(...Array.from(expected, Math.abs)) * 1e-5);
+    }
+    const copy = await mergeAdapters(TE, [{ adapter: lora, weight: 1.5 }], { inlineLimitBytes: 0 });
+    expect(copy.strategy).toBe("copy");
+    expect(copy.externalData).toEqual([]);
+    expect(await initializerValues(copy.modelBytes, TE, T.q_proj.initializer)).toEqual(await initializerValues(merged.modelBytes, TE, T.q_proj.initializer));
+
+    // The merged text encoder runs and its output moves away from the base model's.
+    const ids = new ort.Tensor("int32", Int32Array.from({ length: 77 }, (_, i) => (i === 0 ? 0 : i < 6 ? 300 + i : 2)), [1, 77]);
+    const run = async (s: ort.InferenceSession) => {
+      const name = s.inputNames[0];
+      const meta = s.inputMetadata[0] as { type?: string };
+      const feed = meta.type === "int64" ? new ort.Tensor("int64", BigInt64Array.from(ids.data as Int32Array, BigInt), [1, 77]) : ids;
+      return (await s.run({ [name]: feed }))[s.outputNames[0]].data as Float32Array;
+    };
+    const base = await ort.InferenceSession.create(join(TE, "model.onnx"), { logSeverityLevel: 3 });
+    const mergedSession = await ort.InferenceSession.create(merged.modelBytes, { logSeverityLevel: 3, ...sessionOptionsFor(merged) });
+    expect(maxAbsDiff(await run(base), await run(mergedSession))).toBeGreaterThan(1e-3);
+    await Promise.all([base.release(), mergedSession.release()]);
+  });
+
+  it("runs the merged UNet: output equals the base at weight 0 and moves with the weight", async () => {
+    const outputs = new Map<number, Float32Array>();
+    for (const weight of [0, 0.5, 1]) {
+      const merged = await mergeAdapters(UNET, [
+        { adapter: lora, weight },
+        { adapter: loha, weight },
+      ]);
+      const session = await unetSession(merged);
+      outputs.set(weight, await runUnet(session));
+      await session.release();
+    }
+    expect(maxAbsDiff(outputs.get(0)!, baseOut)).toBe(0);
+    const half = maxAbsDiff(outputs.get(0.5)!, baseOut);
+    const full = maxAbsDiff(outputs.get(1)!, baseOut);
+    expect(half).toBeGreaterThan(1e-4);
+    expect(full).toBeGreaterThan(half);
+    expect(maxAbsDiff(outputs.get(0.5)!, outputs.get(1)!)).toBeGreaterThan(1e-4);
+  });
+
+  it("gives the same UNet output from the inline and the copy strategy", async () => {
+    const uses = [{ adapter: loha, weight: 0.9 }];
+    const inline = await unetSession(await mergeAdapters(UNET, uses));
+    const copy = await unetSession(await mergeAdapters(UNET, uses, { inlineLimitBytes: 0 }));
+    const a = await runUnet(inline);
+    const b = await runUnet(copy);
+    expect(maxAbsDiff(a, b)).toBe(0);
+    expect(maxAbsDiff(a, baseOut)).toBeGreaterThan(1e-4);
+    await Promise.all([inline.release(), copy.release()]);
+  });
+
+  it("returns the model unchanged when nothing matches", async () => {
+    const merged = await mergeAdapters(UNET, []);
+    expect(merged.strategy).toBe("unchanged");
+    expect(merged.patchedInitializers).toEqual([]);
+    const session = await unetSession(merged);
+    expect(maxAbsDiff(await runUnet(session), baseOut)).toBe(0);
+    await session.release();
+  });
+
+  it("refuses an adapter whose shapes do not fit the model", async () => {
+    const wrong = { ...U.to_q, in: 48 };
+    const file = await writeSafetensors(join(dir, "other-base.safetensors"), loraModule(wrong, { rank: 2, rng: fixtureRng(3) }));
+    const adapter = openAdapter("other-base", await readSafetensorsFile(file));
+    const attempt = mergeAdapters(UNET, [{ adapter, weight: 1 }]);
+    await expect(attempt).rejects.toThrow(LoraMergeError);
+    await expect(mergeAdapters(UNET, [{ adapter, weight: 1 }])).rejects.toThrow(
+      /other-base: module lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn1_to_q has ΔW \[32, 48, kernel 1x1\] but .*to_q\/MatMul reads onnx::MatMul_3661 as \[out 32, in 32, 1x1\] \(shape mismatch/,
+    );
+    await expect(mergeAdapters(UNET, [{ adapter: lora, weight: Number.NaN }])).rejects.toThrow(/weight NaN is not a finite number/);
+  });
+
+  it("never writes to the base model files", async () => {
+    await mergeAdapters(UNET, [{ adapter: lora, weight: 1 }], { inlineLimitBytes: 0 });
+    await mergeAdapters(TE, [{ adapter: lora, weight: 1 }], { inlineLimitBytes: 0 });
+    expect({ unet: await hashTree(UNET), text_encoder: await hashTree(TE) }).toEqual(baseHashes);
+  });
+
+  it("keys adapter sets by names, weights and file versions, not by order", async () => {
+    const a = { name: "style", path: join(dir, "style.safetensors"), weight: 0.8 };
+    const b = { name: "texture", path: join(dir, "texture.safetensors"), weight: 0.5 };
+    const k1 = await adapterSetKey([a, b]);
+    expect(await adapterSetKey([b, a])).toBe(k1);
+    expect(await adapterSetKey([a, { ...b, weight: 0.6 }])).not.toBe(k1);
+    expect(await adapterSetKey([a, { ...b, weight: 0 }])).toBe(await adapterSetKey([a]));
+    expect(await adapterSetKey([])).toBe("base");
+    const later = new Date(Date.now() + 5000);
+    await utimes(b.path, later, later);
+    expect(await adapterSetKey([a, b])).not.toBe(k1);
+  });
+});
