@@ -1,7 +1,7 @@
 // Loads a diffusers-layout ONNX export (OnnxStableDiffusionPipeline or optimum's ORTStableDiffusionPipeline):
 // model_index.json, scheduler/scheduler_config.json, tokenizer/, text_encoder/, unet/, vae_decoder/ and, for
 // img2img, vae_encoder/. Any missing or unreadable file stops start-up with a message naming it.
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync, statSync } from "node:fs";
 import { basename, join, relative, resolve } from "node:path";
 import type { ModelSession, OnnxBackend, SessionSource } from "../backends/onnx.backend.js";
 import {
@@ -22,6 +22,10 @@ type Json = Record<string, unknown>;
 /** SD 1.x values, used when the export ships no config.json beside a model. */
 const SD1_SCALING_FACTOR = 0.18215;
 const SD1_UNET_SAMPLE_SIZE = 64;
+/** SD 1.x/2.x UNets downsample three times. */
+const SD1_LATENT_MULTIPLE = 8;
+/** Graphs larger than this (weights inside) are not read just to count their downsamplers. */
+const GRAPH_SCAN_LIMIT = 256 * 1024 * 1024;
 
 export interface VaeSettings {
   /** diffusers' vae.config.scaling_factor. */
@@ -88,7 +92,7 @@ export async function loadSdModel(dir: string, options: { name?: string | null; 
 
   try {
     const textEncoder = TextEncoderModel.from(await open("text_encoder"), "text_encoder/model.onnx");
-    const unet = UnetModel.from(await open("unet"), "unet/model.onnx");
+    const unet = UnetModel.from(await open("unet"), "unet/model.onnx", unetLatentMultiple(root, unetConfig));
     const vaeDecoder = VaeDecoderModel.from(await open("vae_decoder"), "vae_decoder/model.onnx");
     const vaeEncoder = existsSync(join(root, "vae_encoder")) ? await openEncoder(root, open) : null;
     if (unet.latentChannels !== null && unet.latentChannels !== vae.latentChannels) {
@@ -135,6 +139,27 @@ async function openEncoder(
     ? { bytes: appendGraphOutputs(bytes, [posterior.mean, posterior.std]), externalDataDir: join(root, "vae_encoder") }
     : undefined;
   return VaeEncoderModel.from(await open("vae_encoder", source), "vae_encoder/model.onnx", posterior);
+}
+
+/**
+ * 2^(number of downsampling blocks): from unet/config.json's down_block_types when present, else counted from
+ * the graph's node names (/down_blocks.N/downsamplers...), else the SD 1.x value.
+ */
+function unetLatentMultiple(root: string, config: Json | null): number {
+  const blocks = config?.down_block_types;
+  if (Array.isArray(blocks) && blocks.length > 0) return 2 ** (blocks.length - 1);
+  const path = join(root, "unet", "model.onnx");
+  if (statSync(path).size > GRAPH_SCAN_LIMIT) return SD1_LATENT_MULTIPLE;
+  const downsamplers = new Set<string>();
+  let named = false;
+  for (const node of readGraphNodes(readFileSync(path))) {
+    for (const output of node.outputs) {
+      if (output.includes("down_blocks.")) named = true;
+      const match = /down_blocks\.(\d+)\/downsamplers/.exec(output);
+      if (match) downsamplers.add(match[1]);
+    }
+  }
+  return named ? 2 ** downsamplers.size : SD1_LATENT_MULTIPLE;
 }
 
 function readJson(root: string, file: string, required: true): Json;

@@ -66,6 +66,21 @@ describe("exporter flavours", () => {
     expect([...vector.calls[0].timestep.data]).toEqual([500, 500, 500, 500, 500]);
   });
 
+  it("unet: latent sides the export cannot take are padded with edge values and the prediction cropped", async () => {
+    const session = new RecordingSession(optimumUnetInputs, [{ name: "out_sample", type: "float32", shape: [] }], (feeds) => ({
+      out_sample: { data: (feeds.sample.data as Float32Array).map((v) => v * 2), dims: [...feeds.sample.dims] },
+    }));
+    const unet = UnetModel.from(session, "unet/model.onnx", 4);
+    // One sample, one channel of 3 x 5 (shown as rows): padded to 4 x 8.
+    const sample = Float32Array.from({ length: 4 * 3 * 5 }, (_, i) => i);
+    const out = await unet.predict(sample, [4, 3, 5], 1, new Float32Array(3 * 768), [3, 768], 1, 1);
+    expect(session.calls[0].sample.dims).toEqual([1, 4, 4, 8]);
+    const fed = session.calls[0].sample.data;
+    expect([...fed.subarray(0, 8)]).toEqual([0, 1, 2, 3, 4, 4, 4, 4]);
+    expect([...fed.subarray(24, 32)]).toEqual([10, 11, 12, 13, 14, 14, 14, 14]); // last row repeated
+    expect([...out]).toEqual([...sample].map((v) => v * 2));
+  });
+
   it("unet: an SDXL-style export with extra inputs is refused at load", () => {
     const session = new RecordingSession(
       [...optimumUnetInputs, { name: "text_embeds", type: "float32", shape: ["batch", 1280] }],

@@ -55,6 +55,10 @@ describe("loadSdModel on models/tiny-sd (diffusers-script export)", () => {
     expect(model.memory.vae.blockOutChannels).toEqual([8, 8, 16, 16]);
   });
 
+  it("counts the UNet's downsamplers from the graph (no unet/config.json): latent sides multiple of 2", () => {
+    expect(model.unet.latentMultiple).toBe(2);
+  });
+
   it("exposes the posterior mean and std of the sampling VAE encoder", () => {
     expect(model.vaeEncoder?.flavour.kind).toBe("patched");
   });
