@@ -1,0 +1,150 @@
+// diffusers' DDIMScheduler with eta = 0 (the StableDiffusion pipelines' default): deterministic, integer timesteps.
+import type { NoiseSource, Scheduler } from "./scheduler.types.js";
+import {
+  alphasCumprod,
+  f32,
+  makeBetas,
+  numpyArange,
+  numpyLinspace,
+  rescaleZeroTerminalSnr,
+  roundHalfEven,
+} from "./noise-schedule.js";
+import {
+  addNoiseAlphaCumprod,
+  checkSameLength,
+  checkStepCount,
+  configError,
+  readConfig,
+  type ResolvedConfig,
+} from "./scheduler.base.js";
+
+export const DDIM_DEFAULTS = {
+  num_train_timesteps: 1000,
+  beta_start: 0.0001,
+  beta_end: 0.02,
+  beta_schedule: "linear",
+  trained_betas: null as number[] | null,
+  clip_sample: true,
+  set_alpha_to_one: true,
+  steps_offset: 0,
+  prediction_type: "epsilon",
+  thresholding: false,
+  dynamic_thresholding_ratio: 0.995,
+  clip_sample_range: 1.0,
+  sample_max_value: 1.0,
+  timestep_spacing: "leading",
+  rescale_betas_zero_snr: false,
+};
+export type DDIMConfig = typeof DDIM_DEFAULTS;
+
+const NAME = "DDIMScheduler";
+
+/**
+ * Integer timesteps of the DDPM-family schedulers (DDIM, PNDM), descending: linspace rounds half to even as numpy
+ * does, leading adds steps_offset (SD: 1 → 981, 961, …, 1 for 50 steps), trailing ends at num_train_timesteps - 1.
+ */
+export function integerTimesteps(spacing: string, numTrain: number, steps: number, stepsOffset: number): number[] {
+  switch (spacing) {
+    case "linspace":
+      return Array.from(numpyLinspace(0, numTrain - 1, steps), roundHalfEven).reverse();
+    case "leading": {
+      const ratio = Math.floor(numTrain / steps);
+      return Array.from({ length: steps }, (_, i) => (steps - 1 - i) * ratio + stepsOffset);
+    }
+    case "trailing":
+      return Array.from(numpyArange(numTrain, 0, -numTrain / steps), (v) => roundHalfEven(v) - 1);
+  }
+  throw configError(NAME, `timestep_spacing "${spacing}" is not supported; choose one of linspace, leading or trailing`);
+}
+
+export class DDIMScheduler implements Scheduler {
+  readonly order = 1;
+  readonly sigmas = null;
+  readonly initNoiseSigma = 1.0;
+  readonly config: DDIMConfig;
+  timesteps: Float64Array = new Float64Array(0);
+  private readonly alphasCumprod: Float32Array;
+  private readonly finalAlphaCumprod: number;
+  private numInferenceSteps: number | null = null;
+
+  constructor(resolved: ResolvedConfig) {
+    const config = readConfig(NAME, DDIM_DEFAULTS, resolved);
+    this.config = config;
+    // Dynamic thresholding needs the batch layout (a per-image quantile); SD configs never enable it.
+    if (config.thresholding) throw configError(NAME, "thresholding is not implemented");
+    let betas = makeBetas(config);
+    if (config.rescale_betas_zero_snr) betas = rescaleZeroTerminalSnr(betas);
+    this.alphasCumprod = alphasCumprod(betas);
+    // The step past t = 0 uses ᾱ = 1 (set_alpha_to_one) or ᾱ_0, as SD's config asks (false).
+    this.finalAlphaCumprod = config.set_alpha_to_one ? 1 : this.alphasCumprod[0];
+  }
+
+  setTimesteps(numInferenceSteps: number): void {
+    const c = this.config;
+    checkStepCount(NAME, numInferenceSteps, c.num_train_timesteps);
+    this.numInferenceSteps = numInferenceSteps;
+    this.timesteps = Float64Array.from(integerTimesteps(c.timestep_spacing, c.num_train_timesteps, numInferenceSteps, c.steps_offset));
+  }
+
+  /** DDIMScheduler has no set_begin_index: img2img relies on the timesteps alone. */
+  setBeginIndex(_index: number): void {}
+
+  scaleModelInput(sample: Float32Array, _timestep: number): Float32Array {
+    return sample;
+  }
+
+  step(modelOutput: Float32Array, timestep: number, sample: Float32Array, _noise: NoiseSource): Float32Array {
+    if (this.numInferenceSteps === null) throw configError(NAME, "setTimesteps must run before step");
+    checkSameLength(modelOutput, sample);
+    const c = this.config;
+    const prevTimestep = timestep - Math.floor(c.num_train_timesteps / this.numInferenceSteps);
+    const alphaProd = this.alphaAt(timestep);
+    const alphaProdPrev = prevTimestep >= 0 ? this.alphaAt(prevTimestep) : this.finalAlphaCumprod;
+    const betaProd = f32(1 - alphaProd);
+    const sqrtAlpha = f32(Math.sqrt(alphaProd));
+    const sqrtBeta = f32(Math.sqrt(betaProd));
+
+    const n = sample.length;
+    const predOriginal = new Float32Array(n);
+    const predEpsilon = new Float32Array(n);
+    switch (c.prediction_type) {
+      case "epsilon":
+        for (let i = 0; i < n; i++) predOriginal[i] = f32(sample[i] - f32(sqrtBeta * modelOutput[i])) / sqrtAlpha;
+        predEpsilon.set(modelOutput);
+        break;
+      case "sample":
+        predOriginal.set(modelOutput);
+        for (let i = 0; i < n; i++) predEpsilon[i] = f32(sample[i] - f32(sqrtAlpha * modelOutput[i])) / sqrtBeta;
+        break;
+      case "v_prediction":
+        for (let i = 0; i < n; i++) {
+          predOriginal[i] = f32(sqrtAlpha * sample[i]) - f32(sqrtBeta * modelOutput[i]);
+          predEpsilon[i] = f32(sqrtAlpha * modelOutput[i]) + f32(sqrtBeta * sample[i]);
+        }
+        break;
+      default:
+        throw configError(NAME, `prediction_type "${c.prediction_type}" must be epsilon, sample or v_prediction`);
+    }
+    if (c.clip_sample) {
+      const range = f32(c.clip_sample_range);
+      for (let i = 0; i < n; i++) predOriginal[i] = Math.min(Math.max(predOriginal[i], -range), range);
+    }
+    // eta = 0: std_dev_t = 0, so the direction keeps all of sqrt(1 - ᾱ_prev) and no noise is drawn.
+    const directionScale = f32(Math.sqrt(f32(1 - alphaProdPrev)));
+    const sqrtAlphaPrev = f32(Math.sqrt(alphaProdPrev));
+    const prev = new Float32Array(n);
+    for (let i = 0; i < n; i++) prev[i] = f32(sqrtAlphaPrev * predOriginal[i]) + f32(directionScale * predEpsilon[i]);
+    return prev;
+  }
+
+  addNoise(original: Float32Array, noise: Float32Array, timestep: number): Float32Array {
+    return addNoiseAlphaCumprod(original, noise, this.alphaAt(timestep));
+  }
+
+  private alphaAt(timestep: number): number {
+    if (!Number.isInteger(timestep) || timestep < 0 || timestep >= this.alphasCumprod.length) {
+      throw configError(NAME, `timestep ${timestep} is outside 0..${this.alphasCumprod.length - 1}`);
+    }
+    return this.alphasCumprod[timestep];
+  }
+}
