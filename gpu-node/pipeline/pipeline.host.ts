@@ -88,7 +88,7 @@ export class PipelineHost implements PipelineRunner {
         }
       });
       worker.on("error", (err) => {
-        crash = err;
+        crash ??= err;
       });
       worker.on("exit", (code) => {
         if (this.#worker !== worker) return;

@@ -24,41 +24,45 @@ function serialize(err: unknown): SerializedError {
   return { name: "DomainError", code: "internal", message: `pipeline error: ${message}` };
 }
 
-let pipeline: SdPipeline;
-try {
-  pipeline = await createSdPipeline(settings);
-} catch (err) {
-  const error = err instanceof Error ? { name: err.name, message: err.message } : { name: "Error", message: String(err) };
-  post({ type: "load-failed", error });
-  // Let the message flush, then end the thread.
-  setImmediate(() => process.exit(1));
-  throw err;
-}
-post({ type: "ready", status: pipeline.status() });
-
-// Jobs run one at a time, in arrival order.
-let queue = Promise.resolve();
-port.on("message", (message: HostMessage) => {
-  if (message.type === "crash") {
-    // Fault injection for the host's recovery tests (only sent when the host was created with it enabled).
-    if (message.how === "exit") process.exit(3);
-    setImmediate(() => {
-      throw new Error("injected worker crash");
-    });
+async function main(): Promise<void> {
+  let pipeline: SdPipeline;
+  try {
+    pipeline = await createSdPipeline(settings);
+  } catch (err) {
+    const error = err instanceof Error ? { name: err.name, message: err.message } : { name: "Error", message: String(err) };
+    post({ type: "load-failed", error });
+    // Let the message flush, then end the thread.
+    setImmediate(() => process.exit(1));
     return;
   }
-  const { id, params, cancel } = message;
-  const flag = new Int32Array(cancel);
-  queue = queue.then(async () => {
-    try {
-      const output = await pipeline.generate(params, {
-        onProgress: ({ step, total }) => post({ type: "progress", id, step, total }),
-        isCancelled: () => Atomics.load(flag, CANCEL_FLAG) === 1,
+  post({ type: "ready", status: pipeline.status() });
+
+  // Jobs run one at a time, in arrival order.
+  let queue = Promise.resolve();
+  port!.on("message", (message: HostMessage) => {
+    if (message.type === "crash") {
+      // Fault injection for the host's recovery tests (only sent when the host was created with it enabled).
+      if (message.how === "exit") process.exit(3);
+      setImmediate(() => {
+        throw new Error("injected worker crash");
       });
-      const transfer = output.images.map((image) => image.bytes.buffer as ArrayBuffer);
-      post({ type: "done", id, output }, transfer);
-    } catch (err) {
-      post({ type: "failed", id, error: serialize(err) });
+      return;
     }
+    const { id, params, cancel } = message;
+    const flag = new Int32Array(cancel);
+    queue = queue.then(async () => {
+      try {
+        const output = await pipeline.generate(params, {
+          onProgress: ({ step, total }) => post({ type: "progress", id, step, total }),
+          isCancelled: () => Atomics.load(flag, CANCEL_FLAG) === 1,
+        });
+        const transfer = output.images.map((image) => image.bytes.buffer as ArrayBuffer);
+        post({ type: "done", id, output }, transfer);
+      } catch (err) {
+        post({ type: "failed", id, error: serialize(err) });
+      }
+    });
   });
-});
+}
+
+await main();

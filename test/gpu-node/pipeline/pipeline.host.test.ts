@@ -1,0 +1,161 @@
+// The worker-thread host with the real pipeline inside: progress, cancellation, typed errors, and recovery when
+// the worker dies.
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { parseConfig } from "../../../shared/config/config.schema.js";
+import { DomainError } from "../../../shared/errors/error-codes.js";
+import { resolveScheduler } from "../../../shared/schedulers/scheduler-names.js";
+import { readImage } from "../../../gpu-node/pipeline/image/image.codec.js";
+import { ModelLoadError } from "../../../gpu-node/pipeline/model/model-load.error.js";
+import { createPipelineRunner, type PipelineHost } from "../../../gpu-node/pipeline/pipeline.host.js";
+import type { GenerateParams, ProgressEvent } from "../../../gpu-node/pipeline/pipeline.types.js";
+import { TINY_SD_DIR } from "../../helpers/goldens.js";
+
+const config = (path = TINY_SD_DIR) => parseConfig({ sd_model: { path }, onnx: { intra_op_threads: 1 } });
+
+function params(overrides: Partial<GenerateParams> = {}): GenerateParams {
+  return {
+    prompt: "a red bicycle",
+    negativePrompt: null,
+    width: 64,
+    height: 64,
+    numImages: 1,
+    numInferenceSteps: 3,
+    guidanceScale: 7.5,
+    strength: 0.75,
+    scheduler: resolveScheduler("Euler")!,
+    seed: 2024,
+    initImage: null,
+    outputFormat: "png",
+    loras: [],
+    ...overrides,
+  };
+}
+
+async function domainError(promise: Promise<unknown>): Promise<DomainError> {
+  const err = await promise.then(
+    () => null,
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(DomainError);
+  return err as DomainError;
+}
+
+let runner: PipelineHost;
+beforeAll(async () => {
+  runner = await createPipelineRunner(config(), { faultInjection: true });
+});
+afterAll(() => runner.close());
+
+describe("createPipelineRunner", () => {
+  it("loads the model once in the worker and reports it", () => {
+    expect(runner.status()).toEqual({ modelLoaded: true, modelName: "tiny-sd", nativeWidth: 512, nativeHeight: 512 });
+  });
+
+  it("generates with progress per step and returns transferred image bytes", async () => {
+    const progress: ProgressEvent[] = [];
+    const out = await runner.generate(params({ numImages: 2 }), { onProgress: (e) => progress.push(e) });
+    expect(progress).toEqual([
+      { step: 1, total: 3 },
+      { step: 2, total: 3 },
+      { step: 3, total: 3 },
+    ]);
+    expect(out.seed).toBe(2024);
+    expect(out.stepsRun).toBe(3);
+    expect(out.images).toHaveLength(2);
+    expect(out.images[0].bytes).toBeInstanceOf(Uint8Array);
+    const read = await readImage(out.images[1].bytes);
+    expect([read.format, read.width, read.height]).toEqual(["png", 64, 64]);
+    expect(read.comments.parameters).toMatch(/Seed: 2024, Size: 64x64, Model: tiny-sd/);
+    expect(out.timings.ortMs).toBeGreaterThan(0);
+  });
+
+  it("gives the same bytes as an in-order second request with the same seed", async () => {
+    const [a, b] = await Promise.all([runner.generate(params()), runner.generate(params())]);
+    expect(Buffer.from(a.images[0].bytes).equals(Buffer.from(b.images[0].bytes))).toBe(true);
+  });
+
+  it("cancels between steps and keeps serving", async () => {
+    const controller = new AbortController();
+    const seen: number[] = [];
+    const err = await domainError(
+      runner.generate(params({ numInferenceSteps: 50 }), {
+        signal: controller.signal,
+        onProgress: (e) => {
+          seen.push(e.step);
+          if (e.step === 2) controller.abort();
+        },
+      }),
+    );
+    expect(err.code).toBe("cancelled");
+    expect(seen.length).toBeLessThan(50);
+    const already = new AbortController();
+    already.abort();
+    expect((await domainError(runner.generate(params(), { signal: already.signal }))).code).toBe("cancelled");
+    expect((await runner.generate(params())).images).toHaveLength(1);
+  });
+
+  it("maps bad input to typed errors and the worker survives", async () => {
+    const image = await domainError(runner.generate(params({ initImage: new TextEncoder().encode("garbage") })));
+    expect(image.code).toBe("invalid_argument");
+    expect(image.message).toMatch(/init_image is not a decodable PNG or JPEG image/);
+    const scheduler = await domainError(
+      runner.generate(params({ scheduler: { name: "Bogus", className: "BogusScheduler" as never, overrides: {} } })),
+    );
+    expect(scheduler.code).toBe("invalid_argument");
+    expect(scheduler.message).toMatch(/unknown scheduler "Bogus"/);
+    const big = await domainError(runner.generate(params({ width: 4096, height: 4096 })));
+    expect(big.code).toBe("out_of_memory");
+    expect((await runner.generate(params())).images).toHaveLength(1);
+    expect(runner.restarts).toBe(0);
+  });
+
+  it.each(["exit", "throw"] as const)(
+    "when the worker dies (%s) the running job fails clearly, the worker restarts and queued jobs run",
+    async (how) => {
+      const before = runner.restarts;
+      let crashed = false;
+      const running = runner.generate(params({ numInferenceSteps: 200 }), {
+        onProgress: () => {
+          if (!crashed) {
+            crashed = true;
+            runner.injectCrash(how);
+          }
+        },
+      });
+      const queued = runner.generate(params({ seed: 77 }));
+      const err = await domainError(running);
+      expect(err.code).toBe("internal");
+      expect(err.message).toMatch(/pipeline worker died while generating .*restarted/);
+      const out = await queued;
+      expect(out.seed).toBe(77);
+      expect(runner.restarts).toBe(before + 1);
+      expect(runner.status().modelLoaded).toBe(true);
+    },
+  );
+});
+
+describe("start-up failures", () => {
+  it("a missing model file fails createPipelineRunner with a message naming it", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "tiny-sd-broken-"));
+    try {
+      for (const entry of readdirSync(TINY_SD_DIR, { withFileTypes: true })) {
+        if (entry.name === "vae_decoder") {
+          mkdirSync(join(dir, entry.name));
+          continue;
+        }
+        symlinkSync(join(TINY_SD_DIR, entry.name), join(dir, entry.name));
+      }
+      const err = await createPipelineRunner(config(dir)).then(
+        () => null,
+        (e: unknown) => e,
+      );
+      expect(err).toBeInstanceOf(ModelLoadError);
+      expect((err as Error).message).toMatch(/vae_decoder\/model\.onnx is missing/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
