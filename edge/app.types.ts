@@ -1,0 +1,54 @@
+import type { RouteConfig, RouteConfigToEnv, RouteHandler } from "@hono/zod-openapi";
+import type { OpenAPIHono } from "@hono/zod-openapi";
+import type { MiddlewareHandler } from "hono";
+import type { Config } from "../shared/config/config.schema.js";
+import type { GenerateRequestSchema } from "../shared/api/generate.schema.js";
+import type { Database } from "./db/database.js";
+import type { TasksRepo } from "./db/tasks.repo.js";
+import type { Clock } from "./ports/clock.port.js";
+import type { DocsAssets } from "./ports/docs-assets.port.js";
+import type { GpuStatus } from "./ports/gpu-status.port.js";
+import type { Logger } from "./ports/logger.port.js";
+import type { TaskEvents } from "./ports/task-events.port.js";
+import type { ApiKeyAuth } from "./security/api-key-auth.js";
+import type { TokenBucketLimiter } from "./security/token-bucket.js";
+
+/** Everything the app needs from outside; the entry point (Node or Workers) builds these. */
+export interface AppDeps {
+  config: Config;
+  /** drizzle over a libSQL client: `@libsql/client` on Node, `@libsql/client/web` on Workers. Migrations already applied. */
+  db: Database;
+  clock: Clock;
+  logger: Logger;
+  gpuStatus: GpuStatus;
+  taskEvents: TaskEvents;
+  /** Swagger UI / ReDoc bundles to serve; omit where the platform serves them (Workers static assets). */
+  docsAssets?: DocsAssets;
+}
+
+/** What handlers and middleware reach through `c.var.services`: built once per app, not per request. */
+export interface Services {
+  config: Config;
+  clock: Clock;
+  logger: Logger;
+  gpuStatus: GpuStatus;
+  taskEvents: TaskEvents;
+  tasks: TasksRepo;
+  auth: ApiKeyAuth;
+  /** null when api.rate_limit.enabled is false. */
+  rateLimiter: TokenBucketLimiter | null;
+  generateRequestSchema: GenerateRequestSchema;
+  /** Caps request bodies (sized from api.limits.max_init_image_bytes). */
+  bodyLimit: MiddlewareHandler<AppBindings>;
+}
+
+export interface AppBindings {
+  Variables: {
+    services: Services;
+  };
+}
+
+export type AppOpenAPI = OpenAPIHono<AppBindings>;
+
+/** A handler for a route; variables set by the route's own middleware (auth, body) are typed too. */
+export type AppRouteHandler<R extends RouteConfig> = RouteHandler<R, AppBindings & RouteConfigToEnv<R>>;

@@ -1,0 +1,39 @@
+// The Node edge: `npm run dev` (for now), or `tsx edge/node/main.ts` in production.
+import { ConfigError } from "../../shared/config/config.schema.js";
+import { loadNodeConfig } from "../../shared/node/config.load.js";
+import { startEdgeServer } from "./edge-server.js";
+import { createPinoLogger } from "./pino.logger.js";
+
+const SHUTDOWN_TIMEOUT_MS = 10_000;
+
+async function main(): Promise<void> {
+  let config;
+  try {
+    config = loadNodeConfig();
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      console.error(err.message);
+      process.exit(1);
+    }
+    throw err;
+  }
+  const logger = createPinoLogger(config.log_level);
+  const server = await startEdgeServer(config, { logger });
+  logger.info({ url: server.url, database: server.database.url.startsWith("file:") ? server.database.url : "(remote)" }, "edge listening");
+
+  const shutdown = (signal: string) => {
+    logger.info({ signal }, "shutting down");
+    setTimeout(() => {
+      logger.error("in-flight requests did not finish in time; exiting");
+      process.exit(1);
+    }, SHUTDOWN_TIMEOUT_MS).unref();
+    void server.close().then(() => process.exit(0));
+  };
+  process.once("SIGINT", () => shutdown("SIGINT"));
+  process.once("SIGTERM", () => shutdown("SIGTERM"));
+}
+
+main().catch((err: unknown) => {
+  console.error(err instanceof Error ? (err.stack ?? err.message) : err);
+  process.exit(1);
+});

@@ -1,0 +1,57 @@
+import { API_MESSAGES } from "../../../shared/api/api-messages.js";
+import type { AppRouteHandler } from "../../app.types.js";
+import type { GenerateRoute, GetTaskRoute } from "./tasks.routes.js";
+import { toTaskResponse } from "./task.presenter.js";
+
+// Task IDs are lowercase UUIDs (crypto.randomUUID); anything else cannot exist, so it is a 404 without a query.
+const TASK_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+/** Seeds drawn here are 32-bit, the range most SD front-ends use, so any tool can reproduce them. */
+function drawSeed(): number {
+  return crypto.getRandomValues(new Uint32Array(1))[0];
+}
+
+export const generate: AppRouteHandler<GenerateRoute> = async (c) => {
+  const { tasks, clock, taskEvents, logger } = c.var.services;
+  const req = c.var.body;
+  const now = clock.now();
+  const id = crypto.randomUUID();
+  await tasks.create(
+    {
+      id,
+      ownerKeyHash: c.var.ownerKeyHash,
+      status: "pending",
+      prompt: req.prompt,
+      negativePrompt: req.negative_prompt,
+      width: req.width,
+      height: req.height,
+      numImages: req.num_images,
+      numInferenceSteps: req.num_inference_steps,
+      guidanceScale: req.guidance_scale,
+      strength: req.strength,
+      scheduler: req.scheduler,
+      // Drawn at the edge so GET shows the seed at once and a retried attempt reuses it.
+      seed: req.seed ?? drawSeed(),
+      outputFormat: req.output_format,
+      callbackUrl: req.callback_url,
+      createdAt: now,
+      updatedAt: now,
+    },
+    req.init_image,
+  );
+  try {
+    await taskEvents.onTaskCreated(id);
+  } catch (err) {
+    // The row is committed; the dispatcher's polling still finds it.
+    logger.warn({ task_id: id, err: (err as Error).message }, "onTaskCreated hook failed");
+  }
+  logger.debug({ task_id: id }, "task created");
+  return c.json({ task_id: id, status: "pending" as const, message: API_MESSAGES.taskCreated }, 200);
+};
+
+export const getTask: AppRouteHandler<GetTaskRoute> = async (c) => {
+  const { task_id } = c.req.valid("param");
+  const row = TASK_ID.test(task_id) ? await c.var.services.tasks.getForOwner(task_id, c.var.ownerKeyHash) : undefined;
+  if (!row) return c.json({ detail: API_MESSAGES.taskNotFound }, 404);
+  return c.json(toTaskResponse(row), 200);
+};

@@ -1,0 +1,49 @@
+import { createRoute } from "@hono/zod-openapi";
+import { DetailErrorSchema } from "../../../shared/api/errors.schema.js";
+import { GenerateResponseSchema } from "../../../shared/api/generate.schema.js";
+import { TaskIdParamsSchema, TaskResponseSchema } from "../../../shared/api/task.schema.js";
+import { apiKeySecurity, jsonContent, unauthorizedResponse, validationErrorResponse } from "../../lib/openapi-responses.js";
+import { requireApiKey } from "../../middlewares/api-key.middleware.js";
+import { bodySizeLimit, jsonBody } from "../../middlewares/json-body.middleware.js";
+import { rateLimit } from "../../middlewares/rate-limit.middleware.js";
+
+export const generate = createRoute({
+  method: "post",
+  path: "/api/v1/generate",
+  tags: ["tasks"],
+  summary: "Create an image generation task",
+  description:
+    "Text-to-image, or image-to-image when init_image is given. Returns at once with a task ID; poll " +
+    "GET /api/v1/tasks/{task_id} or pass callback_url to be notified.",
+  middleware: [requireApiKey, rateLimit, bodySizeLimit, jsonBody((s) => s.generateRequestSchema)] as const,
+  security: apiKeySecurity,
+  request: {
+    // Declared by reference: the body is validated by jsonBody (FastAPI's rules), not by zod-openapi.
+    body: { content: { "application/json": { schema: { $ref: "#/components/schemas/GenerateRequest" } } }, required: true },
+  },
+  responses: {
+    200: jsonContent(GenerateResponseSchema, "Task created"),
+    401: unauthorizedResponse,
+    413: jsonContent(DetailErrorSchema, "Request body too large"),
+    422: validationErrorResponse,
+    429: jsonContent(DetailErrorSchema, "Rate limit exceeded (see the Retry-After header)"),
+  },
+});
+
+export const getTask = createRoute({
+  method: "get",
+  path: "/api/v1/tasks/{task_id}",
+  tags: ["tasks"],
+  summary: "Get a task's status and results",
+  middleware: [requireApiKey] as const,
+  security: apiKeySecurity,
+  request: { params: TaskIdParamsSchema },
+  responses: {
+    200: jsonContent(TaskResponseSchema, "The task"),
+    401: unauthorizedResponse,
+    404: jsonContent(DetailErrorSchema, "No such task for this API key (任务不存在)"),
+  },
+});
+
+export type GenerateRoute = typeof generate;
+export type GetTaskRoute = typeof getTask;
