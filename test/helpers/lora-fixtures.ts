@@ -265,3 +265,119 @@ export async function writeSafetensors(path: string, tensors: FixtureTensors, op
   await writeFile(path, encodeSafetensors(tensors, opts));
   return path;
 }
+
+// ---- synthetic ONNX models (for layouts the tiny model lacks: Transpose-fed MatMul, Gemm transB=0, shared
+// weights, float16 and float_data storage) ----
+
+class Proto {
+  private parts: number[] = [];
+  varint(v: number): this {
+    if (v < 0) {
+      // int64 two's complement: ten bytes.
+      let big = BigInt.asUintN(64, BigInt(v));
+      while (big >= 0x80n) {
+        this.parts.push(Number(big & 0x7fn) | 0x80);
+        big >>= 7n;
+      }
+      this.parts.push(Number(big));
+      return this;
+    }
+    let x = v;
+    while (x >= 0x80) {
+      this.parts.push((x % 128) | 0x80);
+      x = Math.floor(x / 128);
+    }
+    this.parts.push(x);
+    return this;
+  }
+  int(field: number, v: number): this {
+    return this.varint(field * 8).varint(v);
+  }
+  bytes(field: number, b: Uint8Array): this {
+    this.varint(field * 8 + 2).varint(b.byteLength);
+    for (const x of b) this.parts.push(x);
+    return this;
+  }
+  str(field: number, s: string): this {
+    return this.bytes(field, new TextEncoder().encode(s));
+  }
+  msg(field: number, m: Proto): this {
+    return this.bytes(field, m.finish());
+  }
+  finish(): Uint8Array {
+    return Uint8Array.from(this.parts);
+  }
+}
+
+export interface SyntheticInitializer {
+  name: string;
+  dims: number[];
+  /** 1 = float, 10 = float16 (values rounded by the caller), stored as `storage`. */
+  dataType: 1 | 10;
+  values: Float32Array | Uint16Array;
+  storage: "raw" | "float_data" | "external";
+}
+
+export interface SyntheticNode {
+  name: string;
+  opType: string;
+  inputs: string[];
+  outputs: string[];
+  ints?: Record<string, number | number[]>;
+}
+
+/** A ModelProto (opset 17) plus the external data file its "external" initializers point into ("weights.bin"). */
+export function buildOnnxModel(spec: {
+  nodes: SyntheticNode[];
+  initializers: SyntheticInitializer[];
+  inputs: { name: string; dims: number[] }[];
+  outputs: { name: string; dims: number[] }[];
+}): { model: Uint8Array; external: Uint8Array } {
+  const graph = new Proto();
+  for (const n of spec.nodes) {
+    const node = new Proto();
+    for (const i of n.inputs) node.str(1, i);
+    for (const o of n.outputs) node.str(2, o);
+    node.str(3, n.name).str(4, n.opType);
+    for (const [name, value] of Object.entries(n.ints ?? {})) {
+      const attr = new Proto().str(1, name);
+      if (Array.isArray(value)) {
+        for (const v of value) attr.int(8, v);
+        attr.int(20, 7); // INTS
+      } else {
+        attr.int(3, value).int(20, 2); // INT
+      }
+      node.msg(5, attr);
+    }
+    graph.msg(1, node);
+  }
+  graph.str(2, "synthetic");
+  const external: number[] = [];
+  for (const init of spec.initializers) {
+    const t = new Proto();
+    for (const d of init.dims) t.int(1, d);
+    t.int(2, init.dataType).str(8, init.name);
+    const raw = new Uint8Array(init.values.buffer, init.values.byteOffset, init.values.byteLength);
+    if (init.storage === "raw") t.bytes(9, raw);
+    else if (init.storage === "float_data") t.bytes(4, raw);
+    else {
+      const offset = external.length;
+      for (const b of raw) external.push(b);
+      t.msg(13, new Proto().str(1, "location").str(2, "weights.bin"));
+      t.msg(13, new Proto().str(1, "offset").str(2, String(offset)));
+      t.msg(13, new Proto().str(1, "length").str(2, String(raw.byteLength)));
+      t.int(14, 1);
+    }
+    graph.msg(5, t);
+  }
+  const valueInfo = (v: { name: string; dims: number[] }) => {
+    const shape = new Proto();
+    for (const d of v.dims) shape.msg(1, new Proto().int(1, d));
+    const tensorType = new Proto().int(1, 1).msg(2, shape);
+    return new Proto().str(1, v.name).msg(2, new Proto().msg(1, tensorType));
+  };
+  for (const i of spec.inputs) graph.msg(11, valueInfo(i));
+  for (const o of spec.outputs) graph.msg(12, valueInfo(o));
+  const model = new Proto().int(1, 8).str(2, "lora-fixtures").msg(7, graph).msg(8, new Proto().str(1, "").int(2, 17));
+  return { model: model.finish(), external: Uint8Array.from(external) };
+}

@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { mkdtemp, readdir, readFile, rm, utimes } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, readFile, rm, utimes, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as ort from "onnxruntime-node";
@@ -10,7 +10,7 @@ import { adapterSetKey, LoraMergeError, mergeAdapters, sessionOptionsFor } from 
 import type { MergedModel } from "../../../gpu-node/lora/lora-merge.js";
 import { parseOnnxModel } from "../../../gpu-node/lora/onnx-graph.js";
 import { readSafetensorsFile } from "../../../gpu-node/lora/safetensors.reader.js";
-import { fixtureRng, lohaModule, loraModule, referenceDelta, TINY_MODULES, writeSafetensors } from "../../helpers/lora-fixtures.js";
+import { buildOnnxModel, fixtureRng, lohaModule, loraModule, referenceDelta, TINY_MODULES, writeSafetensors } from "../../helpers/lora-fixtures.js";
 import type { FixtureTensors, ModuleSpec } from "../../helpers/lora-fixtures.js";
 
 const MODEL = join(process.cwd(), "models/tiny-sd");
@@ -285,5 +285,120 @@ describe("LoRA / LoHA merge into the tiny model", () => {
     const later = new Date(Date.now() + 5000);
     await utimes(b.path, later, later);
     expect(await adapterSetKey([a, b])).not.toBe(k1);
+  });
+});
+
+describe("merge into layouts the tiny model lacks", () => {
+  let dir: string;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), "lora-synthetic-"));
+  });
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  const rng = fixtureRng(9);
+  const values = (n: number) => Float32Array.from({ length: n }, () => rng() * 4);
+
+  it("handles a Transpose-fed MatMul (float_data), a Gemm with transB=0 (external) and skips a shared weight", async () => {
+    const w1 = values(12); // [out 3, in 4], transposed in the graph
+    const w2 = values(15); // [in 3, out 5]
+    const b2 = values(5);
+    const w3 = values(10); // [in 5, out 2], read by two MatMuls
+    const { model, external } = buildOnnxModel({
+      nodes: [
+        { name: "/blk/lin_t/Transpose", opType: "Transpose", inputs: ["blk.lin_t.weight"], outputs: ["wt"], ints: { perm: [1, 0] } },
+        { name: "/blk/lin_t/MatMul", opType: "MatMul", inputs: ["x", "wt"], outputs: ["h1"] },
+        { name: "/blk/gemm/Gemm", opType: "Gemm", inputs: ["h1", "onnx::Gemm_9", "blk.gemm.bias"], outputs: ["h2"], ints: { transB: 0 } },
+        { name: "Identity_1", opType: "Identity", inputs: ["onnx::MatMul_7"], outputs: ["shared_copy"] },
+        { name: "/blk/a/MatMul", opType: "MatMul", inputs: ["h2", "shared_copy"], outputs: ["y1"] },
+        { name: "/blk/b/MatMul", opType: "MatMul", inputs: ["h2", "onnx::MatMul_7"], outputs: ["y2"] },
+      ],
+      initializers: [
+        { name: "blk.lin_t.weight", dims: [3, 4], dataType: 1, values: w1, storage: "float_data" },
+        { name: "onnx::Gemm_9", dims: [3, 5], dataType: 1, values: w2, storage: "external" },
+        { name: "blk.gemm.bias", dims: [5], dataType: 1, values: b2, storage: "raw" },
+        { name: "onnx::MatMul_7", dims: [5, 2], dataType: 1, values: w3, storage: "raw" },
+      ],
+      inputs: [{ name: "x", dims: [1, 4] }],
+      outputs: [
+        { name: "y1", dims: [1, 2] },
+        { name: "y2", dims: [1, 2] },
+      ],
+    });
+    const unet = join(dir, "unet");
+    await mkdir(unet, { recursive: true });
+    await writeFile(join(unet, "model.onnx"), model);
+    await writeFile(join(unet, "weights.bin"), external);
+    const lin = { key: "lora_unet_blk_lin_t", out: 3, in: 4, kh: 1, kw: 1 };
+    const gemm = { key: "lora_unet_blk_gemm", out: 5, in: 3, kh: 1, kw: 1 };
+    const shared = { key: "lora_unet_blk_a", out: 2, in: 5, kh: 1, kw: 1 };
+    const frng = fixtureRng(10);
+    const tensors = { ...loraModule(lin, { rank: 2, alpha: 1, rng: frng }), ...lohaModule(gemm, { rank: 2, rng: frng }), ...loraModule(shared, { rank: 1, rng: frng }) };
+    const adapter = openAdapter("synthetic", await readSafetensorsFile(await writeSafetensors(join(dir, "s.safetensors"), tensors)));
+    const weight = 0.75;
+    const d1 = referenceDelta(tensors, lin, weight);
+    const d2 = referenceDelta(tensors, gemm, weight);
+
+    const x = Float32Array.of(0.5, -1, 2, 0.25);
+    const expected = () => {
+      const h1 = [0, 1, 2].map((o) => [0, 1, 2, 3].reduce((acc, i) => acc + x[i] * (w1[o * 4 + i] + d1[o * 4 + i]), 0));
+      const h2 = [0, 1, 2, 3, 4].map((o) => b2[o] + [0, 1, 2].reduce((acc, i) => acc + h1[i] * (w2[i * 5 + o] + d2[o * 3 + i]), 0));
+      return [0, 1].map((o) => [0, 1, 2, 3, 4].reduce((acc, i) => acc + h2[i] * w3[i * 2 + o], 0));
+    };
+    for (const options of [{}, { inlineLimitBytes: 0 }]) {
+      const merged = await mergeAdapters(unet, [{ adapter, weight }], options);
+      expect(merged.adapters[0]).toEqual({ adapter: "synthetic", applied: 2, unmatched: [], skipped: [{ key: "lora_unet_blk_a", reason: "onnx::MatMul_7 is shared by 2 nodes" }] });
+      const session = await ort.InferenceSession.create(merged.modelBytes, { logSeverityLevel: 3, ...sessionOptionsFor(merged) });
+      const out = await session.run({ x: new ort.Tensor("float32", x, [1, 4]) });
+      const want = expected();
+      for (const name of ["y1", "y2"]) {
+        const got = out[name].data as Float32Array;
+        for (let i = 0; i < 2; i++) expect(Math.abs(got[i] - want[i])).toBeLessThan(1e-4 * Math.max(1, Math.abs(want[i])));
+      }
+      await session.release();
+    }
+  });
+
+  it("merges into float16 weights, rounding once", async () => {
+    // Base values k/1024 are exact in float16.
+    const base = values(24); // [in 4, out 6]
+    const halves = Uint16Array.from(base, (v) => {
+      const f = new Float32Array([v]);
+      const u = new Uint32Array(f.buffer)[0];
+      if (v === 0) return 0;
+      const exp = ((u >>> 23) & 0xff) - 127 + 15;
+      return ((u >>> 16) & 0x8000) | (exp << 10) | ((u >>> 13) & 0x3ff);
+    });
+    const { model } = buildOnnxModel({
+      nodes: [{ name: "/f/lin/MatMul", opType: "MatMul", inputs: ["x", "onnx::MatMul_1"], outputs: ["y"] }],
+      initializers: [{ name: "onnx::MatMul_1", dims: [4, 6], dataType: 10, values: halves, storage: "raw" }],
+      inputs: [{ name: "x", dims: [1, 4] }],
+      outputs: [{ name: "y", dims: [1, 6] }],
+    });
+    const te = join(dir, "text_encoder");
+    await mkdir(te, { recursive: true });
+    await writeFile(join(te, "model.onnx"), model);
+    const spec = { key: "lora_te_f_lin", out: 6, in: 4, kh: 1, kw: 1 };
+    const tensors = loraModule(spec, { rank: 2, alpha: 1, rng: fixtureRng(11) });
+    const adapter = openAdapter("half", await readSafetensorsFile(await writeSafetensors(join(dir, "h.safetensors"), tensors)));
+    const merged = await mergeAdapters(te, [{ adapter, weight: 1 }]);
+    const parsed = parseOnnxModel(merged.modelBytes, "merged");
+    const init = parsed.initializers.get("onnx::MatMul_1")!;
+    expect(init.dataType).toBe(10);
+    if (init.data.kind !== "raw") throw new Error("expected raw");
+    const got = new Uint16Array(new Uint8Array(merged.modelBytes.subarray(init.data.start, init.data.end)).buffer);
+    const delta = referenceDelta(tensors, spec, 1);
+    const decode = (h: number) => (h & 0x8000 ? -1 : 1) * (((h >> 10) & 0x1f) === 0 ? (h & 0x3ff) * 2 ** -24 : (1 + (h & 0x3ff) / 1024) * 2 ** (((h >> 10) & 0x1f) - 15));
+    let changed = 0;
+    for (let i = 0; i < 4; i++)
+      for (let o = 0; o < 6; o++) {
+        const want = base[i * 6 + o] + delta[o * 4 + i];
+        const have = decode(got[i * 6 + o]);
+        // One float16 rounding: within half an ulp (2^-11 relative), plus subnormal spacing.
+        expect(Math.abs(have - want)).toBeLessThanOrEqual(Math.abs(want) * 2 ** -11 + 2 ** -25);
+        if (have !== base[i * 6 + o]) changed++;
+      }
+    expect(changed).toBeGreaterThan(12);
   });
 });
