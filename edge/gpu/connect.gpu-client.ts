@@ -1,7 +1,7 @@
 // The GpuClient over gRPC-web on fetch (@connectrpc/connect-web), for the edge in Cloudflare Workers: no
 // node: imports, no runtime code generation (protobuf-es works from the generated descriptors).
 import { create } from "@bufbuild/protobuf";
-import { ConnectError, createClient, type Interceptor } from "@connectrpc/connect";
+import { Code, ConnectError, createClient, type Interceptor } from "@connectrpc/connect";
 import { createGrpcWebTransport } from "@connectrpc/connect-web";
 import { CancelRequestSchema, GenerateRequestSchema, GpuNode, type GenerateEvent } from "../../shared/gen/sd/v1/gpu_pb.js";
 import {
@@ -37,9 +37,12 @@ export function workerSafeFetch(base: typeof globalThis.fetch): typeof globalThi
 function mapError(error: unknown, baseUrl: string): GpuCallError {
   if (error instanceof GpuCallError) return error;
   const connectError = ConnectError.from(error);
+  // fetch rejects with a TypeError when the node cannot be reached; connect reports that as Unknown, but for
+  // the dispatcher it is UNAVAILABLE (try another node), as grpc-js reports it.
+  const unreachable = connectError.code === Code.Unknown && connectError.cause instanceof TypeError;
   // Connect's codes are the gRPC status codes.
   return gpuCallError(
-    connectError.code,
+    unreachable ? Code.Unavailable : connectError.code,
     `gpu node ${baseUrl}: ${connectError.rawMessage}`,
     connectError.metadata.get(ERROR_CODE_TRAILER),
     error,

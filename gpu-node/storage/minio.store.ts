@@ -152,7 +152,7 @@ export class MinioStore implements ObjectStore {
     const { bucket } = this.options.minio;
     throw new DomainError(
       "storage_error",
-      `could not ${what} in bucket "${bucket}" at ${this.endpoint.origin} after ${this.retries + 1} attempts: ${describe(lastError)}`,
+      `could not ${what} (bucket "${bucket}" at ${this.endpoint.origin}) after ${this.retries + 1} attempts: ${describe(lastError)}`,
       { cause: lastError },
     );
   }
