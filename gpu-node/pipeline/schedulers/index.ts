@@ -5,9 +5,22 @@
 import type { SchedulerClass, SchedulerOverrides } from "../../../shared/schedulers/scheduler-names.js";
 import type { Scheduler } from "./scheduler.types.js";
 import type { ResolvedConfig } from "./scheduler.base.js";
-import { DDIM_DEFAULTS, DDIMScheduler } from "./ddim.scheduler.js";
-import { EULER_DISCRETE_DEFAULTS, EulerDiscreteScheduler } from "./euler-discrete.scheduler.js";
 import { DomainError } from "../../../shared/errors/error-codes.js";
+import { DDIM_DEFAULTS, DDIMScheduler } from "./ddim.scheduler.js";
+import { DPM_SOLVER_MULTISTEP_DEFAULTS, DPMSolverMultistepScheduler } from "./dpm-solver-multistep.scheduler.js";
+import {
+  EULER_ANCESTRAL_DISCRETE_DEFAULTS,
+  EulerAncestralDiscreteScheduler,
+} from "./euler-ancestral-discrete.scheduler.js";
+import { EULER_DISCRETE_DEFAULTS, EulerDiscreteScheduler } from "./euler-discrete.scheduler.js";
+import { HEUN_DISCRETE_DEFAULTS, HeunDiscreteScheduler } from "./heun-discrete.scheduler.js";
+import {
+  KDPM2_ANCESTRAL_DISCRETE_DEFAULTS,
+  KDPM2AncestralDiscreteScheduler,
+} from "./kdpm2-ancestral-discrete.scheduler.js";
+import { KDPM2_DISCRETE_DEFAULTS, KDPM2DiscreteScheduler } from "./kdpm2-discrete.scheduler.js";
+import { LMS_DISCRETE_DEFAULTS, LMSDiscreteScheduler } from "./lms-discrete.scheduler.js";
+import { PNDM_DEFAULTS, PNDMScheduler } from "./pndm.scheduler.js";
 
 export type { ResolvedConfig } from "./scheduler.base.js";
 
@@ -17,9 +30,25 @@ interface SchedulerSpec {
   create(config: ResolvedConfig): Scheduler;
 }
 
-const REGISTRY: Partial<Record<SchedulerClass, SchedulerSpec>> = {
+const REGISTRY: Record<SchedulerClass, SchedulerSpec> = {
+  DPMSolverMultistepScheduler: {
+    defaults: DPM_SOLVER_MULTISTEP_DEFAULTS,
+    create: (c) => new DPMSolverMultistepScheduler(c),
+  },
   DDIMScheduler: { defaults: DDIM_DEFAULTS, create: (c) => new DDIMScheduler(c) },
   EulerDiscreteScheduler: { defaults: EULER_DISCRETE_DEFAULTS, create: (c) => new EulerDiscreteScheduler(c) },
+  EulerAncestralDiscreteScheduler: {
+    defaults: EULER_ANCESTRAL_DISCRETE_DEFAULTS,
+    create: (c) => new EulerAncestralDiscreteScheduler(c),
+  },
+  PNDMScheduler: { defaults: PNDM_DEFAULTS, create: (c) => new PNDMScheduler(c) },
+  LMSDiscreteScheduler: { defaults: LMS_DISCRETE_DEFAULTS, create: (c) => new LMSDiscreteScheduler(c) },
+  HeunDiscreteScheduler: { defaults: HEUN_DISCRETE_DEFAULTS, create: (c) => new HeunDiscreteScheduler(c) },
+  KDPM2DiscreteScheduler: { defaults: KDPM2_DISCRETE_DEFAULTS, create: (c) => new KDPM2DiscreteScheduler(c) },
+  KDPM2AncestralDiscreteScheduler: {
+    defaults: KDPM2_ANCESTRAL_DISCRETE_DEFAULTS,
+    create: (c) => new KDPM2AncestralDiscreteScheduler(c),
+  },
 };
 
 export interface SchedulerChoice {
@@ -28,8 +57,8 @@ export interface SchedulerChoice {
 }
 
 function specOf(className: SchedulerClass): SchedulerSpec {
-  const spec = REGISTRY[className];
-  if (!spec) throw new DomainError("internal", `scheduler ${className} is not available`);
+  const spec = Object.hasOwn(REGISTRY, className) ? REGISTRY[className] : undefined;
+  if (!spec) throw new DomainError("invalid_argument", `unknown scheduler class ${className}`);
   return spec;
 }
 

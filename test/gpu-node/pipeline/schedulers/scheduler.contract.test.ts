@@ -14,9 +14,7 @@ import {
   type ReferenceCase,
 } from "./diffusers-reference.helpers.js";
 
-// Classes ported so far (the rest follow in later commits).
-const PORTED = new Set(["EulerDiscreteScheduler", "DDIMScheduler"]);
-const cases = reference.cases.filter((c) => PORTED.has(c.className));
+const cases = reference.cases;
 
 const build = (c: ReferenceCase) => createScheduler({ className: c.className, overrides: c.overrides }, modelConfigFor(c));
 const label = (c: ReferenceCase) =>
@@ -25,17 +23,18 @@ const label = (c: ReferenceCase) =>
 /**
  * Timesteps equal diffusers' exactly, except where diffusers maps a sigma back to a timestep (_sigma_to_t after
  * Karras ramps): numpy takes float32 logs with its SIMD kernel, up to an ulp from the correctly rounded log, which
- * moves such a fractional timestep by ~3e-5 (the UNet's embedding cannot tell).
+ * moves such a fractional timestep by ~3e-5; KDPM2's midpoint timesteps, computed in float32, by up to two
+ * float32 ulps near t = 1000 (1.2e-4). The UNet's timestep embedding cannot tell.
  */
 function expectTimesteps(actual: number[], expected: number[]): void {
   expect(actual.length).toBe(expected.length);
   const worst = Math.max(0, ...actual.map((t, i) => Math.abs(t - expected[i])));
-  expect(worst).toBeLessThanOrEqual(1e-4);
+  expect(worst).toBeLessThanOrEqual(2.5e-4);
   if (actual.some((t, i) => t !== expected[i])) expect(actual.every(Number.isInteger)).toBe(false);
 }
 
 // Float32 rounding differences (exp/log/pow implementations) stay far below this over a whole loop.
-const LOOP_TOLERANCE = 2e-6;
+const LOOP_TOLERANCE = 1e-6;
 
 describe("schedulers match diffusers 0.33.1", () => {
   const schedules = cases.filter((c) => !c.loop);
