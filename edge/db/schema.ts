@@ -11,7 +11,8 @@ import { TASK_STATUSES } from "../../shared/api/task.schema.js";
 const bytes = customType<{ data: Uint8Array; driverData: ArrayBuffer | Uint8Array }>({
   dataType: () => "blob",
   toDriver: (value) => value,
-  fromDriver: (value) => (value instanceof Uint8Array ? value : new Uint8Array(value)),
+  // Drivers hand back an ArrayBuffer or a Buffer; callers get a plain Uint8Array either way.
+  fromDriver: (value) => (value instanceof Uint8Array ? new Uint8Array(value.buffer, value.byteOffset, value.byteLength) : new Uint8Array(value)),
 });
 
 export const tasks = sqliteTable(

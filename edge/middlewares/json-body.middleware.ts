@@ -68,7 +68,14 @@ export function jsonBody<S extends z.ZodType>(pick: (services: Services) => S) {
     if (parsed.value === null) return c.json({ detail: [missingError(["body"], null)] }, 422);
     const result = pick(c.var.services).safeParse(parsed.value);
     if (!result.success) {
-      return c.json({ detail: zodIssuesToPydantic(result.error.issues, parsed.value, ["body"]) }, 422);
+      const detail = zodIssuesToPydantic(result.error.issues, parsed.value, ["body"]);
+      try {
+        return c.json({ detail }, 422);
+      } catch {
+        // An echoed input nested too deeply to serialise; Python's decoder refuses such documents outright
+        // (RecursionError), which FastAPI answers like an unreadable body.
+        return c.json({ detail: API_MESSAGES.bodyUnreadable }, 400);
+      }
     }
     c.set("body", result.data);
     await next();

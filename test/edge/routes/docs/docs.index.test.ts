@@ -1,0 +1,95 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { readDocsAssets } from "../../../../edge/node/docs-assets.fs.js";
+import { createTestEdge, type TestEdge } from "../../edge-test-app.js";
+
+let edge: TestEdge;
+beforeAll(async () => {
+  edge = await createTestEdge({ api: { keys: ["k"], key_header: "X-Team-Key" } }, { docsAssets: readDocsAssets() });
+});
+afterAll(() => edge.close());
+
+// Every URL a page loads: src/href attributes and the spec URL.
+function referencedUrls(html: string): string[] {
+  return [...html.matchAll(/(?:src|href|spec-url|url:)\s*=?\s*"([^"]+)"/g)].map((m) => m[1]);
+}
+
+describe("docs pages", () => {
+  it.each(["/docs", "/redoc"])("%s loads only same-origin assets, and each of them is served", async (path) => {
+    const res = await edge.request(path);
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-type")).toMatch(/^text\/html/);
+    const html = await res.text();
+    expect(html).not.toMatch(/https?:\/\//);
+    expect(html).not.toMatch(/\/\/[a-z0-9.-]+\.[a-z]{2,}/i);
+    const urls = referencedUrls(html);
+    expect(urls.length).toBeGreaterThanOrEqual(2);
+    for (const url of urls) {
+      expect(url.startsWith("/"), url).toBe(true);
+      const asset = await edge.request(url);
+      expect(asset.status, url).toBe(200);
+      expect((await asset.text()).length, url).toBeGreaterThan(100);
+    }
+  });
+
+  it("serves the real Swagger UI and ReDoc bundles", async () => {
+    expect(await (await edge.request("/docs/assets/swagger-ui-bundle.js")).text()).toContain("SwaggerUIBundle");
+    expect(await (await edge.request("/redoc/assets/redoc.standalone.js")).text()).toContain("Redoc");
+    expect((await edge.request("/docs/assets/swagger-ui.css")).headers.get("content-type")).toMatch(/^text\/css/);
+  });
+
+  it("leaves the assets to the platform when none are given (Workers static assets)", async () => {
+    const bare = await createTestEdge();
+    try {
+      expect((await bare.request("/docs")).status).toBe(200);
+      expect((await bare.request("/docs/assets/swagger-ui-bundle.js")).status).toBe(404);
+    } finally {
+      bare.close();
+    }
+  });
+});
+
+describe("/openapi.json", () => {
+  it("lists every route with the API-key security schemes", async () => {
+    const res = await edge.request("/openapi.json");
+    expect(res.status).toBe(200);
+    const doc = (await res.json()) as {
+      openapi: string;
+      paths: Record<string, Record<string, { security?: unknown[]; requestBody?: unknown; responses: Record<string, unknown> }>>;
+      components: { securitySchemes: Record<string, unknown>; schemas: Record<string, { properties: Record<string, unknown>; required: string[] }> };
+    };
+    expect(doc.openapi).toBe("3.1.0");
+    expect(Object.keys(doc.paths).sort()).toEqual(["/api/health", "/api/v1/generate", "/api/v1/tasks/{task_id}", "/health"]);
+    expect(doc.components.securitySchemes).toEqual({
+      ApiKeyHeader: expect.objectContaining({ type: "apiKey", in: "header", name: "X-Team-Key" }),
+      BearerAuth: expect.objectContaining({ type: "http", scheme: "bearer" }),
+      ApiKeyQuery: expect.objectContaining({ type: "apiKey", in: "query", name: "api_key" }),
+    });
+    const anyKey = [{ ApiKeyHeader: [] }, { BearerAuth: [] }, { ApiKeyQuery: [] }];
+    expect(doc.paths["/api/v1/generate"].post.security).toEqual(anyKey);
+    expect(doc.paths["/api/v1/tasks/{task_id}"].get.security).toEqual(anyKey);
+    // health_check.no_auth is true by default.
+    expect(doc.paths["/health"].get.security).toEqual([]);
+    expect(Object.keys(doc.paths["/api/v1/generate"].post.responses).sort()).toEqual(["200", "401", "413", "422", "429"]);
+
+    const request = doc.components.schemas.GenerateRequest;
+    expect(Object.keys(request.properties)).toEqual([
+      "prompt", "init_image", "negative_prompt", "width", "height", "num_images", "num_inference_steps",
+      "guidance_scale", "strength", "scheduler", "seed", "output_format", "callback_url",
+    ]);
+    expect(request.required).toEqual(["prompt"]);
+    expect(request.properties.num_images).toMatchObject({ type: "integer", minimum: 1, maximum: 10, default: 1 });
+    expect(request.properties.width).toMatchObject({ minimum: 64, maximum: 2048, multipleOf: 8 });
+    expect(request.properties.strength).toMatchObject({ default: 0.75 });
+    expect(request.properties.output_format).toMatchObject({ enum: ["png", "jpg", "jpeg"], default: "png" });
+  });
+
+  it("marks health as keyed when health_check.no_auth is false", async () => {
+    const keyed = await createTestEdge({ health_check: { no_auth: false } });
+    try {
+      const doc = (await (await keyed.request("/openapi.json")).json()) as { paths: Record<string, { get: { security: unknown[] } }> };
+      expect(doc.paths["/health"].get.security).toHaveLength(3);
+    } finally {
+      keyed.close();
+    }
+  });
+});

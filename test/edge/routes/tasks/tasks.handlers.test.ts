@@ -1,0 +1,203 @@
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { eq } from "drizzle-orm";
+import { tasks } from "../../../../edge/db/schema.js";
+import { TasksRepo } from "../../../../edge/db/tasks.repo.js";
+import { KEY_1, KEY_2, createTestEdge, type TestEdge } from "../../edge-test-app.js";
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+// A 1x1 PNG.
+const PNG_1PX =
+  "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==";
+
+let edge: TestEdge;
+beforeEach(async () => {
+  edge = await createTestEdge();
+});
+afterEach(() => edge.close());
+
+async function createTask(body: unknown = { prompt: "a cat" }, key = KEY_1): Promise<string> {
+  const res = await edge.generate(body, { "x-api-key": key });
+  expect(res.status).toBe(200);
+  return ((await res.json()) as { task_id: string }).task_id;
+}
+
+describe("POST /api/v1/generate", () => {
+  it("creates a pending task and answers exactly as the spec", async () => {
+    const res = await edge.generate({ prompt: "a beautiful landscape", width: 512, height: 512 });
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-type")).toMatch(/^application\/json/);
+    const body = (await res.json()) as Record<string, unknown>;
+    expect(Object.keys(body)).toEqual(["task_id", "status", "message"]);
+    expect(body.task_id).toMatch(UUID);
+    expect(body.status).toBe("pending");
+    expect(body.message).toBe("任务已创建，正在处理中");
+  });
+
+  it("stores every field with the spec's defaults and the canonical scheduler name", async () => {
+    const id = await createTask({ prompt: "p" });
+    const row = await edge.database.db.select().from(tasks).where(eq(tasks.id, id)).get();
+    expect(row).toMatchObject({
+      status: "pending",
+      prompt: "p",
+      negativePrompt: null,
+      width: null,
+      height: null,
+      numImages: 1,
+      numInferenceSteps: null,
+      guidanceScale: null,
+      strength: 0.75,
+      scheduler: null,
+      outputFormat: "png",
+      callbackUrl: null,
+      hasInitImage: false,
+      attempts: 0,
+      resultUrls: null,
+      createdAt: new Date(Date.UTC(2024, 0, 1, 12)),
+      updatedAt: new Date(Date.UTC(2024, 0, 1, 12)),
+    });
+    // No seed in the request: one is drawn at the edge (32-bit) and stored.
+    expect(Number.isInteger(row!.seed)).toBe(true);
+    expect(row!.seed).toBeGreaterThanOrEqual(0);
+    expect(row!.seed).toBeLessThan(2 ** 32);
+
+    const id2 = await createTask({
+      prompt: "p",
+      negative_prompt: "n",
+      width: "768",
+      height: 512,
+      num_images: 3,
+      num_inference_steps: 30,
+      guidance_scale: 0,
+      strength: 0.3,
+      scheduler: "dpm++ 2m karras",
+      seed: 12345,
+      output_format: "JPEG",
+      callback_url: "https://example.com/hook",
+      unknown_field: "ignored",
+    });
+    const row2 = await edge.database.db.select().from(tasks).where(eq(tasks.id, id2)).get();
+    expect(row2).toMatchObject({
+      negativePrompt: "n",
+      width: 768,
+      height: 512,
+      numImages: 3,
+      numInferenceSteps: 30,
+      // 0 is a real value (the original service dropped it; we keep it).
+      guidanceScale: 0,
+      strength: 0.3,
+      scheduler: "DPM++ 2M Karras",
+      seed: 12345,
+      outputFormat: "jpeg",
+      callbackUrl: "https://example.com/hook",
+    });
+  });
+
+  it("keeps an explicit null strength null (the GPU tier applies generation_defaults)", async () => {
+    const id = await createTask({ prompt: "p", strength: null });
+    const row = await edge.database.db.select().from(tasks).where(eq(tasks.id, id)).get();
+    expect(row!.strength).toBeNull();
+  });
+
+  it("stores an img2img input image apart from the task row", async () => {
+    const id = await createTask({ prompt: "p", init_image: `data:image/png;base64,${PNG_1PX}`, strength: 0.7 });
+    const repo = new TasksRepo(edge.database.db);
+    const task = await repo.getById(id);
+    expect(task!.hasInitImage).toBe(true);
+    const image = await repo.getInitImage(id);
+    expect(image!.type).toBe("png");
+    expect(Buffer.from(image!.bytes).equals(Buffer.from(PNG_1PX, "base64"))).toBe(true);
+  });
+
+  it("calls the taskEvents port with the new task's id, and survives a failing hook", async () => {
+    const seen: string[] = [];
+    const local = await createTestEdge({}, { taskEvents: { onTaskCreated: (id) => void seen.push(id) } });
+    try {
+      const res = await local.generate({ prompt: "p" });
+      const { task_id } = (await res.json()) as { task_id: string };
+      expect(seen).toEqual([task_id]);
+    } finally {
+      local.close();
+    }
+    const failing = await createTestEdge({}, { taskEvents: { onTaskCreated: async () => Promise.reject(new Error("down")) } });
+    try {
+      expect((await failing.generate({ prompt: "p" })).status).toBe(200);
+    } finally {
+      failing.close();
+    }
+  });
+});
+
+describe("GET /api/v1/tasks/{task_id}", () => {
+  it("answers the spec's fields in the spec's order, then the additive ones", async () => {
+    const id = await createTask({ prompt: "a cat", negative_prompt: "blurry", width: 512, height: 640, seed: 7, scheduler: "Euler a" });
+    const res = await edge.request(`/api/v1/tasks/${id}`, { headers: { "x-api-key": KEY_1 } });
+    expect(res.status).toBe(200);
+    const text = await res.text();
+    expect(text).toBe(
+      JSON.stringify({
+        task_id: id,
+        status: "pending",
+        result_url: null,
+        result_urls: null,
+        error_message: null,
+        created_at: "2024-01-01T12:00:00",
+        updated_at: "2024-01-01T12:00:00",
+        seed: 7,
+        width: 512,
+        height: 640,
+        scheduler: "Euler a",
+        num_images: 1,
+        progress: null,
+        queue_position: null,
+        prompt: "a cat",
+        negative_prompt: "blurry",
+      }),
+    );
+  });
+
+  it("shows result_url for one image, result_urls for several, progress and errors", async () => {
+    const one = await createTask();
+    const several = await createTask({ prompt: "p", num_images: 2 });
+    const failed = await createTask();
+    const db = edge.database.db;
+    await db.update(tasks).set({ status: "completed", resultUrls: ["http://s3/b/a.png"], updatedAt: new Date(Date.UTC(2024, 0, 1, 12, 0, 30)) }).where(eq(tasks.id, one));
+    await db.update(tasks).set({ status: "processing", progressStep: 3, progressTotal: 30, resultUrls: ["http://s3/b/a.png", "http://s3/b/b.png"] }).where(eq(tasks.id, several));
+    await db.update(tasks).set({ status: "failed", errorMessage: "生成过程中发生错误" }).where(eq(tasks.id, failed));
+
+    const get = async (id: string) => (await (await edge.request(`/api/v1/tasks/${id}`, { headers: { "x-api-key": KEY_1 } })).json()) as Record<string, unknown>;
+    expect(await get(one)).toMatchObject({ status: "completed", result_url: "http://s3/b/a.png", result_urls: null, updated_at: "2024-01-01T12:00:30" });
+    expect(await get(several)).toMatchObject({
+      status: "processing",
+      result_url: null,
+      result_urls: ["http://s3/b/a.png", "http://s3/b/b.png"],
+      progress: { step: 3, total: 30 },
+    });
+    expect(await get(failed)).toMatchObject({ status: "failed", result_url: null, result_urls: null, error_message: "生成过程中发生错误" });
+  });
+
+  it("answers 404 {\"detail\":\"任务不存在\"} for unknown ids, non-UUIDs and other keys' tasks", async () => {
+    const id = await createTask({ prompt: "mine" }, KEY_1);
+    const notFound = JSON.stringify({ detail: "任务不存在" });
+    for (const [path, key] of [
+      [`/api/v1/tasks/${id}`, KEY_2],
+      ["/api/v1/tasks/550e8400-e29b-41d4-a716-446655440000", KEY_1],
+      ["/api/v1/tasks/not-a-uuid", KEY_1],
+      [`/api/v1/tasks/${id.toUpperCase()}`, KEY_1],
+      ["/api/v1/tasks/%27%20OR%201%3D1%20--", KEY_1],
+    ] as const) {
+      const res = await edge.request(path, { headers: { "x-api-key": key } });
+      expect(res.status, path).toBe(404);
+      expect(await res.text()).toBe(notFound);
+    }
+    // The owner still sees it.
+    expect((await edge.request(`/api/v1/tasks/${id}`, { headers: { "x-api-key": KEY_1 } })).status).toBe(200);
+  });
+
+  it("never stores the key itself", async () => {
+    const id = await createTask();
+    const row = await edge.database.client.execute({ sql: "SELECT * FROM tasks WHERE id = ?", args: [id] });
+    const text = JSON.stringify(row.rows[0]);
+    expect(text).not.toContain(KEY_1);
+    expect(row.rows[0].owner_key_hash).toMatch(/^[0-9a-f]{64}$/);
+  });
+});

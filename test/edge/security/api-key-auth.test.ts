@@ -1,0 +1,35 @@
+import { createHash } from "node:crypto";
+import { describe, expect, it } from "vitest";
+import { ApiKeyAuth, digestsEqual, presentedKey, sha256, toHex } from "../../../edge/security/api-key-auth.js";
+
+const sources = (headers: Record<string, string>, query: Record<string, string> = {}) => ({
+  header: (name: string) => headers[name.toLowerCase()],
+  query: (name: string) => query[name],
+});
+
+describe("ApiKeyAuth", () => {
+  it("identifies a key by its SHA-256 digest", async () => {
+    const auth = new ApiKeyAuth(["alpha", "beta"], "X-API-Key");
+    const check = await auth.check(sources({ "x-api-key": "beta" }));
+    expect(check).toEqual({ ok: true, ownerKeyHash: createHash("sha256").update("beta").digest("hex") });
+    expect(await auth.check(sources({ "x-api-key": "gamma" }))).toEqual({ ok: false, reason: "invalid" });
+    expect(await auth.check(sources({}))).toEqual({ ok: false, reason: "missing" });
+  });
+
+  it("takes the configured header first, then Bearer, then ?api_key=", () => {
+    expect(presentedKey(sources({ "x-k": "h", authorization: "Bearer b" }, { api_key: "q" }), "X-K")).toBe("h");
+    expect(presentedKey(sources({ authorization: "Bearer b" }, { api_key: "q" }), "X-K")).toBe("b");
+    expect(presentedKey(sources({ authorization: "Basic Zm9vOmJhcg==" }, { api_key: "q" }), "X-K")).toBe("q");
+    expect(presentedKey(sources({ "x-k": "  " }, {}), "X-K")).toBeNull();
+    expect(presentedKey(sources({ authorization: "Bearer " }, { api_key: "" }), "X-K")).toBeNull();
+  });
+
+  it("compares digests in full", async () => {
+    const a = await sha256("a");
+    const b = await sha256("b");
+    expect(digestsEqual(a, a.slice())).toBe(true);
+    expect(digestsEqual(a, b)).toBe(false);
+    expect(digestsEqual(a, a.slice(0, 31))).toBe(false);
+    expect(toHex(a)).toBe(createHash("sha256").update("a").digest("hex"));
+  });
+});
