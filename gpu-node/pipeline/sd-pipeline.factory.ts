@@ -1,5 +1,6 @@
 // Assembles the pipeline from config: the ONNX backend, the model directory, the tokenizer, the scheduler
 // factory and the torch generator. Runs inside the worker thread.
+import { totalmem } from "node:os";
 import { resolve } from "node:path";
 import type { Config } from "../../shared/config/config.schema.js";
 import { OnnxBackend } from "./backends/onnx.backend.js";
@@ -18,6 +19,8 @@ export interface PipelineSettings {
   intraOpThreads: number;
   graphOptimizationLevel: Config["onnx"]["graph_optimization_level"];
   memoryBudgetMb: number;
+  /** A single image over this estimate is refused; default three quarters of the machine's memory. */
+  memoryLimitMb?: number;
   jpegQuality: number;
 }
 
@@ -55,6 +58,10 @@ export async function createSdPipeline(settings: PipelineSettings): Promise<SdPi
       createGenerator: (seed) => new TorchGenerator(seed),
       ortMs: () => backend.runMs,
     },
-    { memoryBudgetMb: settings.memoryBudgetMb, jpegQuality: settings.jpegQuality },
+    {
+      memoryBudgetMb: settings.memoryBudgetMb,
+      memoryLimitBytes: (settings.memoryLimitMb ?? Math.floor((0.75 * totalmem()) / (1024 * 1024))) * 1024 * 1024,
+      jpegQuality: settings.jpegQuality,
+    },
   );
 }

@@ -6,7 +6,7 @@ import { DomainError } from "../../shared/errors/error-codes.js";
 import { SCHEDULER_CLASSES } from "../../shared/schedulers/scheduler-names.js";
 import { decodeInitImage, encodeJpeg, encodePng, type RgbImage } from "./image/image.codec.js";
 import {
-  fitsBudget,
+  fitsMemory,
   megabytes,
   samplesPerRun,
   unetBytesPerSample,
@@ -44,7 +44,10 @@ export interface PipelineDeps {
 }
 
 export interface PipelineOptions {
+  /** config.onnx.memory_budget_mb: UNet/VAE batches are split into runs whose estimate fits it. */
   memoryBudgetMb: number;
+  /** A single image whose estimate exceeds this is refused (out_of_memory) instead of risking the process. */
+  memoryLimitBytes: number;
   jpegQuality: number;
 }
 
@@ -253,17 +256,17 @@ export class SdPipeline {
     }
   }
 
-  /** Samples per UNet/VAE run within the memory budget; refuses a size whose single sample exceeds it. */
+  /** Samples per UNet/VAE run within the memory budget; refuses a size whose single sample cannot fit at all. */
   private chunkSize(stage: string, bytesPerSample: number): number {
-    const budget = this.options.memoryBudgetMb;
-    if (!fitsBudget(bytesPerSample, budget)) {
+    const limit = this.options.memoryLimitBytes;
+    if (!fitsMemory(bytesPerSample, limit)) {
       throw new DomainError(
         "out_of_memory",
-        `this size needs about ${megabytes(bytesPerSample)} MB per image in the ${stage}, over the memory budget of ` +
-          `${budget} MB (onnx.memory_budget_mb); use a smaller width/height`,
+        `this size needs about ${megabytes(bytesPerSample)} MB per image in the ${stage}, more than the ` +
+          `${megabytes(limit)} MB this node can give one run; use a smaller width/height`,
       );
     }
-    return samplesPerRun(bytesPerSample, budget);
+    return samplesPerRun(bytesPerSample, this.options.memoryBudgetMb);
   }
 
   /**

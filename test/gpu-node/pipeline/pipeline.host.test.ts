@@ -137,6 +137,20 @@ describe("createPipelineRunner", () => {
   );
 });
 
+describe("memory bound", () => {
+  // The one large case: unsplit, 8 images at 512x512 need ~17 GB in the tiny model's attention alone (2.1 GB
+  // per image, measured); split one image per run it stays near one image's working set.
+  it("8 images at 512x512 run split and leave the process up", { timeout: 600_000 }, async () => {
+    const out = await runner.generate(
+      params({ width: 512, height: 512, numImages: 8, numInferenceSteps: 1, guidanceScale: 1 }),
+    );
+    expect(out.images.map((i) => [i.width, i.height])).toEqual(Array.from({ length: 8 }, () => [512, 512]));
+    const peakMb = process.resourceUsage().maxRSS / 1024;
+    expect(peakMb).toBeLessThan(6 * 1024);
+    expect(runner.restarts).toBe(2); // only the two injected crashes above
+  });
+});
+
 describe("start-up failures", () => {
   it("a missing model file fails createPipelineRunner with a message naming it", async () => {
     const dir = mkdtempSync(join(tmpdir(), "tiny-sd-broken-"));
