@@ -12,6 +12,7 @@ import {
 import {
   addNoiseAlphaCumprod,
   checkSameLength,
+  checkPredictionType,
   checkStepCount,
   configError,
   readConfig,
@@ -70,6 +71,7 @@ export class DDIMScheduler implements Scheduler {
   constructor(resolved: ResolvedConfig) {
     const config = readConfig(NAME, DDIM_DEFAULTS, resolved);
     this.config = config;
+    checkPredictionType(NAME, config.prediction_type, ["epsilon", "sample", "v_prediction"]);
     // Dynamic thresholding needs the batch layout (a per-image quantile); SD configs never enable it.
     if (config.thresholding) throw configError(NAME, "thresholding is not implemented");
     let betas = makeBetas(config);

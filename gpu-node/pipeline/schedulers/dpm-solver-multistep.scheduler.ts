@@ -20,6 +20,7 @@ import {
 import {
   StepCursor,
   checkSameLength,
+  checkPredictionType,
   checkStepCount,
   configError,
   finalSigma,
@@ -110,6 +111,7 @@ export class DPMSolverMultistepScheduler implements Scheduler {
     if (config.algorithm_type === "deis") config.algorithm_type = "dpmsolver++";
     if (["logrho", "bh1", "bh2"].includes(config.solver_type)) config.solver_type = "midpoint";
     this.config = config;
+    checkPredictionType(NAME, config.prediction_type, ["epsilon", "sample", "v_prediction"]);
     if (!ALGORITHMS.includes(config.algorithm_type)) throw configError(NAME, `algorithm_type "${config.algorithm_type}" is not implemented`);
     if (config.solver_type !== "midpoint" && config.solver_type !== "heun") {
       throw configError(NAME, `solver_type "${config.solver_type}" is not implemented`);

@@ -14,6 +14,7 @@ import {
   StepCursor,
   addScaled,
   addScaledNoise,
+  checkPredictionType,
   checkStepCount,
   configError,
   derivative,
@@ -51,7 +52,7 @@ export class EulerAncestralDiscreteScheduler implements Scheduler {
   constructor(resolved: ResolvedConfig) {
     const config = readConfig(NAME, EULER_ANCESTRAL_DISCRETE_DEFAULTS, resolved);
     this.config = config;
-    if (config.prediction_type === "sample") throw configError(NAME, 'prediction_type "sample" is not implemented');
+    checkPredictionType(NAME, config.prediction_type, ["epsilon", "v_prediction"]);
     let betas = makeBetas(config);
     if (config.rescale_betas_zero_snr) betas = rescaleZeroTerminalSnr(betas);
     const cumprod = alphasCumprod(betas);

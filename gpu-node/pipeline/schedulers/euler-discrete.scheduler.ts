@@ -17,6 +17,7 @@ import {
   StepCursor,
   addScaled,
   addScaledNoise,
+  checkPredictionType,
   checkStepCount,
   configError,
   derivative,
@@ -63,6 +64,7 @@ export class EulerDiscreteScheduler implements Scheduler {
   constructor(resolved: ResolvedConfig) {
     const config = readConfig(NAME, EULER_DISCRETE_DEFAULTS, resolved);
     this.config = config;
+    checkPredictionType(NAME, config.prediction_type, ["epsilon", "v_prediction", "sample", "original_sample"]);
     if (config.use_beta_sigmas) throw configError(NAME, "use_beta_sigmas is not implemented");
     if ([config.use_karras_sigmas, config.use_exponential_sigmas].filter(Boolean).length > 1) {
       throw configError(NAME, "only one of use_karras_sigmas and use_exponential_sigmas can be used");
@@ -130,7 +132,9 @@ export class EulerDiscreteScheduler implements Scheduler {
     const i = this.cursor.ensure(timestep, (t) => indexForTimestep(this.timesteps, t));
     // s_churn = 0 in the pipelines, so gamma = 0, sigma_hat = sigma and no noise is drawn.
     const sigma = this.sigmas[i];
-    const predOriginal = predictOriginalFromSigma(this.config.prediction_type, modelOutput, sample, sigma);
+    // Euler alone also accepts "original_sample" as a spelling of "sample".
+    const type = this.config.prediction_type === "original_sample" ? "sample" : this.config.prediction_type;
+    const predOriginal = predictOriginalFromSigma(type, modelOutput, sample, sigma);
     const dt = f32(this.sigmas[i + 1] - sigma);
     const prev = addScaled(sample, derivative(sample, predOriginal, sigma), dt);
     this.cursor.stepIndex = i + 1;

@@ -16,6 +16,7 @@ import {
   StepCursor,
   addScaled,
   addScaledNoise,
+  checkPredictionType,
   checkStepCount,
   configError,
   derivative,
@@ -71,6 +72,7 @@ export class HeunDiscreteScheduler implements Scheduler {
   constructor(resolved: ResolvedConfig) {
     const config = readConfig(NAME, HEUN_DISCRETE_DEFAULTS, resolved);
     this.config = config;
+    checkPredictionType(NAME, config.prediction_type, ["epsilon", "v_prediction", "sample"]);
     if (config.use_beta_sigmas) throw configError(NAME, "use_beta_sigmas is not implemented");
     if ([config.use_karras_sigmas, config.use_exponential_sigmas].filter(Boolean).length > 1) {
       throw configError(NAME, "only one of use_karras_sigmas and use_exponential_sigmas can be used");

@@ -18,6 +18,7 @@ import {
   StepCursor,
   addScaled,
   addScaledNoise,
+  checkPredictionType,
   checkStepCount,
   configError,
   derivative,
@@ -95,7 +96,7 @@ export function checkKdpmConfig(className: string, config: KDPM2DiscreteConfig):
   if ([config.use_karras_sigmas, config.use_exponential_sigmas].filter(Boolean).length > 1) {
     throw configError(className, "only one of use_karras_sigmas and use_exponential_sigmas can be used");
   }
-  if (config.prediction_type === "sample") throw configError(className, 'prediction_type "sample" is not implemented');
+  checkPredictionType(className, config.prediction_type, ["epsilon", "v_prediction"]);
 }
 
 export class KDPM2DiscreteScheduler implements Scheduler {

@@ -172,7 +172,9 @@ export function interpOnIndexGrid(x: number, fp: ArrayLike<number>): number {
  * float32 tensors, where every operation stays float32.
  */
 export function sigmaToT(sigma: number, logSigmas: Float32Array, flavour: "numpy" | "torch"): number {
-  const logSigma = f32(Math.log(Math.max(flavour === "torch" ? f32(sigma) : sigma, flavour === "torch" ? f32(1e-10) : 1e-10)));
+  // np.maximum(sigma, 1e-10) then np.log; either way the value enters the float32 arithmetic below as a float32.
+  const floor = flavour === "torch" ? f32(1e-10) : 1e-10;
+  const logSigma = f32(Math.log(Math.max(flavour === "torch" ? f32(sigma) : sigma, floor)));
   // cumsum(dists >= 0).argmax(): the last index whose log-sigma is <= log_sigma (0 when there is none).
   let lowIdx = 0;
   for (let i = 0; i < logSigmas.length; i++) if (f32(logSigma - logSigmas[i]) >= 0) lowIdx = i;

@@ -3,7 +3,15 @@
 // warm-up (skip_prk_steps false, the class default) is kept for configs that ask for it.
 import type { NoiseSource, Scheduler } from "./scheduler.types.js";
 import { alphasCumprod, f32, makeBetas } from "./noise-schedule.js";
-import { addNoiseAlphaCumprod, checkSameLength, checkStepCount, configError, readConfig, type ResolvedConfig } from "./scheduler.base.js";
+import {
+  addNoiseAlphaCumprod,
+  checkPredictionType,
+  checkSameLength,
+  checkStepCount,
+  configError,
+  readConfig,
+  type ResolvedConfig,
+} from "./scheduler.base.js";
 import { integerTimesteps } from "./ddim.scheduler.js";
 
 export const PNDM_DEFAULTS = {
@@ -53,9 +61,7 @@ export class PNDMScheduler implements Scheduler {
   constructor(resolved: ResolvedConfig) {
     const config = readConfig(NAME, PNDM_DEFAULTS, resolved);
     this.config = config;
-    if (config.prediction_type !== "epsilon" && config.prediction_type !== "v_prediction") {
-      throw configError(NAME, `prediction_type "${config.prediction_type}" must be epsilon or v_prediction`);
-    }
+    checkPredictionType(NAME, config.prediction_type, ["epsilon", "v_prediction"]);
     this.alphasCumprod = alphasCumprod(makeBetas(config));
     this.finalAlphaCumprod = config.set_alpha_to_one ? 1 : this.alphasCumprod[0];
   }

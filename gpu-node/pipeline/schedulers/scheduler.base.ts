@@ -31,6 +31,13 @@ export function configError(className: string, message: string): DomainError {
   return new DomainError("internal", `${className}: ${message}`);
 }
 
+/** Fails at construction (not mid-generation) for a prediction_type the class does not handle. */
+export function checkPredictionType(className: string, type: string, allowed: readonly string[]): void {
+  if (!allowed.includes(type)) {
+    throw configError(className, `prediction_type "${type}" is not supported; expected one of ${allowed.join(", ")}`);
+  }
+}
+
 /** A number the resolved config carries under `key` (its own or another class's), else null. */
 export function optionalNumber(resolved: ResolvedConfig, key: string): number | null {
   const value = resolved[key];
@@ -131,7 +138,6 @@ export function predictOriginalFromSigma(
       return out;
     }
     case "sample":
-    case "original_sample":
       out.set(modelOutput);
       return out;
   }

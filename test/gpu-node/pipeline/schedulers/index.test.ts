@@ -96,4 +96,31 @@ describe("from_config resolution", () => {
       /beta_start/,
     );
   });
+
+  it("refuses, when it is created, configs this port does not implement (the model setup is at fault: internal)", () => {
+    const make = (className: SchedulerClass, file: Record<string, unknown>) => () =>
+      createScheduler({ className, overrides: {} }, { ...modelConfig, ...file });
+    expect(make("DDIMScheduler", { thresholding: true })).toThrow(/thresholding/);
+    expect(make("EulerDiscreteScheduler", { prediction_type: "flow_prediction" })).toThrow(/prediction_type/);
+    expect(make("EulerDiscreteScheduler", { use_beta_sigmas: true })).toThrow(/use_beta_sigmas/);
+    expect(make("KDPM2DiscreteScheduler", { prediction_type: "sample" })).toThrow(/prediction_type/);
+    expect(make("DPMSolverMultistepScheduler", { algorithm_type: "unipc" })).toThrow(/algorithm_type/);
+    expect(make("DPMSolverMultistepScheduler", { algorithm_type: "dpmsolver" })).toThrow(/final_sigmas_type/);
+    try {
+      make("DDIMScheduler", { thresholding: true })();
+    } catch (err) {
+      expect(err).toMatchObject({ code: "internal" });
+    }
+  });
+
+  it("maps retired DPM-Solver settings as diffusers does (deis → dpmsolver++, bh2 → midpoint)", () => {
+    const s = createScheduler({ className: "DPMSolverMultistepScheduler", overrides: {} }, { ...modelConfig, algorithm_type: "deis", solver_type: "bh2" });
+    expect((s as unknown as { config: Record<string, unknown> }).config).toMatchObject({ algorithm_type: "dpmsolver++", solver_type: "midpoint" });
+  });
+
+  it("rejects more inference steps than training steps as invalid_argument", () => {
+    const s = createScheduler({ className: "DDIMScheduler", overrides: {} }, modelConfig);
+    expect(() => s.setTimesteps(1001)).toThrow(expect.objectContaining({ code: "invalid_argument" }));
+    expect(() => s.setTimesteps(0)).toThrow(expect.objectContaining({ code: "invalid_argument" }));
+  });
 });
