@@ -7,9 +7,9 @@ import { f32 } from "./noise-schedule.js";
 export type ResolvedConfig = Record<string, unknown>;
 
 /**
- * Reads a class's config from the resolved object: every key of `defaults` must be present with the same JSON
- * type as its default (null defaults accept null, a number or an array). Extra keys are kept on `extras` because
- * diffusers also registers them (e.g. a `sigma_min` carried over from another class is seen by `hasattr`).
+ * Reads a class's own keys from the resolved config: a value must have its default's JSON type (null defaults
+ * accept null, a number, a string or an array). Keys the class does not own are not read here; the classes that
+ * need them (a `sigma_min` carried over from another class, which diffusers' `hasattr` sees) use optionalNumber.
  */
 export function readConfig<T extends Record<string, unknown>>(className: string, defaults: T, resolved: ResolvedConfig): T {
   const out: Record<string, unknown> = {};
