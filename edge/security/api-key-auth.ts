@@ -1,6 +1,7 @@
 // API keys: accepted from the configured header, `Authorization: Bearer`, or `?api_key=` (as the original
-// service did). Keys are compared as SHA-256 digests in constant time, and only the digest (hex) identifies the
-// owner of a task, so no key reaches the database or the logs. Web Crypto: runs on Workers too.
+// service did), compared in constant time against every configured key. A task's owner is the SHA-256 (hex) of
+// its key, digested once per configured key with Web Crypto (runs on Workers too), so no key reaches the
+// database or the logs and no request pays for a digest.
 
 const encoder = new TextEncoder();
 
@@ -14,11 +15,15 @@ export function toHex(bytes: Uint8Array): string {
   return out;
 }
 
-/** Compares two equal-length digests without an early exit. */
-export function digestsEqual(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  let diff = 0;
-  for (let i = 0; i < a.length; i++) diff |= a[i] ^ b[i];
+/**
+ * Whether `presented` equals `known`, in time that depends only on known's length: every character is
+ * compared, with no early exit on the first difference or on a length mismatch.
+ */
+export function constantTimeEquals(presented: string, known: string): boolean {
+  let diff = presented.length ^ known.length;
+  for (let i = 0; i < known.length; i++) {
+    diff |= (presented.charCodeAt(i) | 0) ^ known.charCodeAt(i);
+  }
   return diff === 0;
 }
 
@@ -44,21 +49,25 @@ export function presentedKey(sources: KeySources, headerName: string): string | 
 
 export class ApiKeyAuth {
   readonly headerName: string;
-  readonly #digests: Promise<Uint8Array[]>;
+  readonly #keys: readonly string[];
+  // Digested lazily (once): app construction stays synchronous.
+  readonly #ownerHashes: Promise<string[]>;
 
   constructor(keys: readonly string[], headerName: string) {
     this.headerName = headerName;
-    // Digested once, lazily: app construction stays synchronous.
-    this.#digests = Promise.all(keys.map(sha256));
+    this.#keys = [...keys];
+    this.#ownerHashes = Promise.all(this.#keys.map(async (key) => toHex(await sha256(key))));
   }
 
   async check(sources: KeySources): Promise<KeyCheck> {
     const key = presentedKey(sources, this.headerName);
     if (key === null) return { ok: false, reason: "missing" };
-    const digest = await sha256(key);
-    let match = false;
+    let matched = -1;
     // Every configured key is compared, so the time taken does not reveal which one matched.
-    for (const known of await this.#digests) match = digestsEqual(digest, known) || match;
-    return match ? { ok: true, ownerKeyHash: toHex(digest) } : { ok: false, reason: "invalid" };
+    for (let i = 0; i < this.#keys.length; i++) {
+      if (constantTimeEquals(key, this.#keys[i])) matched = i;
+    }
+    if (matched < 0) return { ok: false, reason: "invalid" };
+    return { ok: true, ownerKeyHash: (await this.#ownerHashes)[matched] };
   }
 }

@@ -270,24 +270,29 @@ export async function writeSafetensors(path: string, tensors: FixtureTensors, op
 // weights, float16 and float_data storage) ----
 
 class Proto {
-  private parts: number[] = [];
+  private chunks: Uint8Array[] = [];
+  private small: number[] = [];
+  private flush(): void {
+    if (this.small.length > 0) this.chunks.push(Uint8Array.from(this.small));
+    this.small = [];
+  }
   varint(v: number): this {
     if (v < 0) {
       // int64 two's complement: ten bytes.
       let big = BigInt.asUintN(64, BigInt(v));
       while (big >= 0x80n) {
-        this.parts.push(Number(big & 0x7fn) | 0x80);
+        this.small.push(Number(big & 0x7fn) | 0x80);
         big >>= 7n;
       }
-      this.parts.push(Number(big));
+      this.small.push(Number(big));
       return this;
     }
     let x = v;
     while (x >= 0x80) {
-      this.parts.push((x % 128) | 0x80);
+      this.small.push((x % 128) | 0x80);
       x = Math.floor(x / 128);
     }
-    this.parts.push(x);
+    this.small.push(x);
     return this;
   }
   int(field: number, v: number): this {
@@ -295,7 +300,8 @@ class Proto {
   }
   bytes(field: number, b: Uint8Array): this {
     this.varint(field * 8 + 2).varint(b.byteLength);
-    for (const x of b) this.parts.push(x);
+    this.flush();
+    this.chunks.push(b.slice());
     return this;
   }
   str(field: number, s: string): this {
@@ -305,7 +311,9 @@ class Proto {
     return this.bytes(field, m.finish());
   }
   finish(): Uint8Array {
-    return Uint8Array.from(this.parts);
+    this.flush();
+    // A plain Uint8Array (a Buffer's slice() is a view, a trap for readers of .buffer).
+    return new Uint8Array(Buffer.concat(this.chunks));
   }
 }
 
@@ -352,7 +360,8 @@ export function buildOnnxModel(spec: {
     graph.msg(1, node);
   }
   graph.str(2, "synthetic");
-  const external: number[] = [];
+  const external: Uint8Array[] = [];
+  let externalLength = 0;
   for (const init of spec.initializers) {
     const t = new Proto();
     for (const d of init.dims) t.int(1, d);
@@ -361,8 +370,9 @@ export function buildOnnxModel(spec: {
     if (init.storage === "raw") t.bytes(9, raw);
     else if (init.storage === "float_data") t.bytes(4, raw);
     else {
-      const offset = external.length;
-      for (const b of raw) external.push(b);
+      const offset = externalLength;
+      external.push(raw.slice());
+      externalLength += raw.byteLength;
       t.msg(13, new Proto().str(1, "location").str(2, "weights.bin"));
       t.msg(13, new Proto().str(1, "offset").str(2, String(offset)));
       t.msg(13, new Proto().str(1, "length").str(2, String(raw.byteLength)));
@@ -379,5 +389,5 @@ export function buildOnnxModel(spec: {
   for (const i of spec.inputs) graph.msg(11, valueInfo(i));
   for (const o of spec.outputs) graph.msg(12, valueInfo(o));
   const model = new Proto().int(1, 8).str(2, "lora-fixtures").msg(7, graph).msg(8, new Proto().str(1, "").int(2, 17));
-  return { model: model.finish(), external: Uint8Array.from(external) };
+  return { model: model.finish(), external: new Uint8Array(Buffer.concat(external)) };
 }

@@ -1,9 +1,9 @@
 import type { TaskResponse } from "../../../shared/api/task.schema.js";
-import type { TaskRow } from "../../db/schema.js";
+import type { TaskView } from "../../db/tasks.repo.js";
 import { isoUtcNaive } from "../../lib/timestamps.js";
 
 /** A task row as the public JSON: the spec's fields in the spec's order, then ours. */
-export function toTaskResponse(row: TaskRow): TaskResponse {
+export function toTaskResponse(row: TaskView): TaskResponse {
   const urls = row.resultUrls ?? [];
   return {
     task_id: row.id,

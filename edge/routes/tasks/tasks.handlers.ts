@@ -20,7 +20,6 @@ export const generate: AppRouteHandler<GenerateRoute> = async (c) => {
     {
       id,
       ownerKeyHash: c.var.ownerKeyHash,
-      status: "pending",
       prompt: req.prompt,
       negativePrompt: req.negative_prompt,
       width: req.width,
@@ -51,7 +50,7 @@ export const generate: AppRouteHandler<GenerateRoute> = async (c) => {
 
 export const getTask: AppRouteHandler<GetTaskRoute> = async (c) => {
   const { task_id } = c.req.valid("param");
-  const row = TASK_ID.test(task_id) ? await c.var.services.tasks.getForOwner(task_id, c.var.ownerKeyHash) : undefined;
+  const row = TASK_ID.test(task_id) ? await c.var.services.tasks.getViewForOwner(task_id, c.var.ownerKeyHash) : undefined;
   if (!row) return c.json({ detail: API_MESSAGES.taskNotFound }, 404);
   return c.json(toTaskResponse(row), 200);
 };

@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { TasksRepo } from "../../../edge/db/tasks.repo.js";
-import type { NewTaskRow } from "../../../edge/db/schema.js";
+import type { NewTask } from "../../../edge/db/tasks.repo.js";
 import { createTestEdge, type TestEdge } from "../edge-test-app.js";
 
 let edge: TestEdge;
@@ -11,21 +11,55 @@ beforeEach(async () => {
 });
 afterEach(() => edge.close());
 
-const row = (id: string, owner = "owner-a"): NewTaskRow => ({
+const row = (id: string, owner = "owner-a"): NewTask => ({
   id,
   ownerKeyHash: owner,
   prompt: "p",
+  negativePrompt: null,
+  width: 512,
+  height: null,
+  numImages: 2,
+  numInferenceSteps: null,
+  guidanceScale: 7.5,
+  strength: 0.75,
+  scheduler: "DDIMScheduler",
+  seed: 42,
+  outputFormat: "png",
+  callbackUrl: null,
   createdAt: new Date(Date.UTC(2024, 0, 1)),
-  updatedAt: new Date(Date.UTC(2024, 0, 1)),
+  updatedAt: new Date(Date.UTC(2024, 0, 1, 0, 0, 5)),
 });
 
 describe("TasksRepo", () => {
-  it("creates and reads tasks, scoped to their owner", async () => {
-    await repo.create({ ...row("t1"), resultUrls: ["u1", "u2"], seed: Number.MAX_SAFE_INTEGER });
-    expect(await repo.getForOwner("t1", "owner-a")).toMatchObject({ id: "t1", status: "pending", resultUrls: ["u1", "u2"], seed: Number.MAX_SAFE_INTEGER });
-    expect(await repo.getForOwner("t1", "owner-b")).toBeUndefined();
-    expect(await repo.getForOwner("t2", "owner-a")).toBeUndefined();
-    expect((await repo.getById("t1"))?.createdAt).toEqual(new Date(Date.UTC(2024, 0, 1)));
+  it("creates tasks and reads their view, scoped to their owner", async () => {
+    await repo.create({ ...row("t1"), seed: Number.MAX_SAFE_INTEGER, prompt: "一只猫 🐱 \" \\ \u0000" });
+    expect(await repo.getViewForOwner("t1", "owner-a")).toEqual({
+      id: "t1",
+      status: "pending",
+      resultUrls: null,
+      errorMessage: null,
+      createdAt: new Date(Date.UTC(2024, 0, 1)),
+      updatedAt: new Date(Date.UTC(2024, 0, 1, 0, 0, 5)),
+      seed: Number.MAX_SAFE_INTEGER,
+      width: 512,
+      height: null,
+      scheduler: "DDIMScheduler",
+      numImages: 2,
+      progressStep: null,
+      progressTotal: null,
+      queuePosition: null,
+      prompt: "一只猫 🐱 \" \\ \u0000",
+      negativePrompt: null,
+    });
+    expect(await repo.getViewForOwner("t1", "owner-b")).toBeUndefined();
+    expect(await repo.getViewForOwner("t2", "owner-a")).toBeUndefined();
+    expect(await repo.getById("t1")).toMatchObject({ id: "t1", status: "pending", attempts: 0, hasInitImage: false, guidanceScale: 7.5 });
+  });
+
+  it("unpacks JSON and real columns of the view", async () => {
+    await repo.create(row("t3"));
+    await edge.database.client.execute("UPDATE tasks SET result_urls = '[\"http://s/a.png\",\"http://s/b.png\"]', progress_step = 3, progress_total = 30, queue_position = 0 WHERE id = 't3'");
+    expect(await repo.getViewForOwner("t3", "owner-a")).toMatchObject({ resultUrls: ["http://s/a.png", "http://s/b.png"], progressStep: 3, progressTotal: 30, queuePosition: 0 });
   });
 
   it("refuses a duplicate id", async () => {
@@ -41,7 +75,7 @@ describe("TasksRepo", () => {
 
     // The task insert fails (duplicate id): the image must not be left behind either.
     await repo.create(row("t-ok"));
-    await expect(repo.create({ ...row("t-ok") }, { type: "png", bytes })).rejects.toThrow();
+    await expect(repo.create(row("t-ok"), { type: "png", bytes })).rejects.toThrow();
     expect(await repo.getInitImage("t-ok")).toBeUndefined();
   });
 });

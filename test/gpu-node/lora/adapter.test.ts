@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { AdapterFormatError, describeAdapter, moduleDelta, openAdapter } from "../../../gpu-node/lora/adapter.js";
+import { AdapterFormatError, jsMatMul, moduleDelta, openAdapter, transpose } from "../../../gpu-node/lora/adapter.js";
+import type { MatMulKernel } from "../../../gpu-node/lora/adapter.js";
 import { parseSafetensors } from "../../../gpu-node/lora/safetensors.reader.js";
 import { encodeSafetensors, fixtureRng, lohaModule, loraModule, referenceDelta, TINY_MODULES } from "../../helpers/lora-fixtures.js";
 import type { FixtureTensors, ModuleSpec } from "../../helpers/lora-fixtures.js";
@@ -94,14 +95,44 @@ describe("ΔW", () => {
     ["LoRA stored as F16", U.shortcut, (rng) => loraModule(U.shortcut, { rank: 2, alpha: 1, dtype: "F16", conv: true, rng })],
   ];
   for (const [what, spec, make] of cases) {
-    it(`${what} matches the formula, times the weight`, () => {
+    it(`${what} matches the formula, times the weight, in both layouts`, async () => {
       const tensors = make(fixtureRng(what.length));
       const adapter = open(tensors);
       const [module] = adapter.description.modules;
+      const rows = spec.out;
+      const cols = spec.in * spec.kh * spec.kw;
+      let calls = 0;
+      const counting: MatMulKernel = (a, b, m, k, n) => {
+        calls++;
+        return jsMatMul(a, b, m, k, n);
+      };
       for (const weight of [1, 0.7, -0.5]) {
-        expectClose(moduleDelta(adapter.file, module, weight), referenceDelta(tensors, spec, weight));
+        const reference = referenceDelta(tensors, spec, weight);
+        expectClose(await moduleDelta(adapter.file, module, weight), reference);
+        const asStored = await moduleDelta(adapter.file, module, weight, { layout: "in_out", matmul: counting });
+        expectClose(transpose(asStored, cols, rows), reference);
       }
-      expect(Array.from(moduleDelta(adapter.file, module, 0)).every((v) => v === 0)).toBe(true);
+      expect(calls).toBeGreaterThan(0);
+      expect(Array.from(await moduleDelta(adapter.file, module, 0)).every((v) => v === 0)).toBe(true);
     });
   }
+});
+
+describe("kernels", () => {
+  it("multiplies like the textbook loop, for any inner size", () => {
+    const rng = fixtureRng(77);
+    for (const [m, k, n] of [[3, 1, 5], [4, 7, 3], [9, 8, 2], [1, 13, 1]]) {
+      const a = Float32Array.from({ length: m * k }, rng);
+      const b = Float32Array.from({ length: k * n }, rng);
+      const c = jsMatMul(a, b, m, k, n) as Float32Array;
+      for (let i = 0; i < m; i++)
+        for (let j = 0; j < n; j++) {
+          let s = 0;
+          for (let p = 0; p < k; p++) s += a[i * k + p] * b[p * n + j];
+          expect(c[i * n + j]).toBeCloseTo(s, 6);
+        }
+    }
+    const t = transpose(Float32Array.from({ length: 70 * 33 }, (_, i) => i), 70, 33);
+    expect(t[5 * 70 + 69]).toBe(69 * 33 + 5);
+  });
 });

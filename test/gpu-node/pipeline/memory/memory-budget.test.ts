@@ -6,6 +6,7 @@ import {
   fitsMemory,
   samplesPerRun,
   unetBytesPerSample,
+  unetSamplesPerRun,
   vaeBytesPerSample,
 } from "../../../../gpu-node/pipeline/memory/memory-budget.js";
 
@@ -30,6 +31,13 @@ describe("memory budget", () => {
     // 1024x1024 needs 64 GB per image by this estimate: refused on a 24 GB machine.
     expect(fitsMemory(unetBytesPerSample(128, 128, SD1_UNET_MEMORY), 18 * 1024 * MB)).toBe(false);
     expect(fitsMemory(unetBytesPerSample(64, 64, SD1_UNET_MEMORY), 18 * 1024 * MB)).toBe(true);
+  });
+
+  it("keeps UNet runs small where batching stops paying, within the budget otherwise", () => {
+    expect(unetSamplesPerRun(32, 32, SD1_UNET_MEMORY, 2048)).toBe(1); // 256x256: 256 MB of maps per sample
+    expect(unetSamplesPerRun(16, 16, SD1_UNET_MEMORY, 2048)).toBe(16);
+    expect(unetSamplesPerRun(8, 8, SD1_UNET_MEMORY, 2048)).toBeGreaterThanOrEqual(20);
+    expect(unetSamplesPerRun(8, 8, SD1_UNET_MEMORY, 1)).toBe(1);
   });
 
   it("sizes the VAE by its widest feature map and mid-block attention", () => {
