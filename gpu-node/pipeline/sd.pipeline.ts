@@ -10,6 +10,7 @@ import {
   megabytes,
   samplesPerRun,
   unetBytesPerSample,
+  unetSamplesPerRun,
   vaeBytesPerSample,
 } from "./memory/memory-budget.js";
 import type { SdModel } from "./model/sd-model.loader.js";
@@ -115,7 +116,9 @@ export class SdPipeline {
     const height = init ? init.height : params.height;
     const factor = model.vae.scaleFactor;
     const latentShape = [model.vae.latentChannels, height / factor, width / factor] as const;
-    const unetChunk = this.chunkSize("UNet", unetBytesPerSample(latentShape[1], latentShape[2], model.memory.unet));
+    const unetMemory = model.memory.unet;
+    this.checkFits("UNet", unetBytesPerSample(latentShape[1], latentShape[2], unetMemory));
+    const unetChunk = unetSamplesPerRun(latentShape[1], latentShape[2], unetMemory, this.options.memoryBudgetMb);
     const vaeChunk = this.chunkSize("VAE", vaeBytesPerSample(height, width, model.memory.vae));
 
     // 3. Encode input prompt: rows [negative x N, positive x N] when guiding, else [positive x N]
@@ -256,8 +259,13 @@ export class SdPipeline {
     }
   }
 
-  /** Samples per UNet/VAE run within the memory budget; refuses a size whose single sample cannot fit at all. */
+  /** Samples per VAE run within the memory budget; refuses a size whose single sample cannot fit at all. */
   private chunkSize(stage: string, bytesPerSample: number): number {
+    this.checkFits(stage, bytesPerSample);
+    return samplesPerRun(bytesPerSample, this.options.memoryBudgetMb);
+  }
+
+  private checkFits(stage: string, bytesPerSample: number): void {
     const limit = this.options.memoryLimitBytes;
     if (!fitsMemory(bytesPerSample, limit)) {
       throw new DomainError(
@@ -266,7 +274,6 @@ export class SdPipeline {
           `${megabytes(limit)} MB this node can give one run; use a smaller width/height`,
       );
     }
-    return samplesPerRun(bytesPerSample, this.options.memoryBudgetMb);
   }
 
   /**
