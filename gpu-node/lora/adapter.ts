@@ -189,33 +189,66 @@ function lohaShape(key: string, parts: Map<string, SafetensorsEntry>, label: str
 
 // ---- ΔW computation ----
 
-/** c[m, n] = a[m, k] · b[k, n], row-major; i-k-j order so the inner loop runs over contiguous memory. */
-export function matmul(a: Float32Array, b: Float32Array, m: number, k: number, n: number): Float32Array {
+/** c[m, n] = a[m, k] · b[k, n], row-major. The merge's one heavy operation; see onnx-matmul.kernel.ts. */
+export type MatMulKernel = (a: Float32Array, b: Float32Array, m: number, k: number, n: number) => Float32Array | Promise<Float32Array>;
+
+/**
+ * Plain TypeScript kernel: i-k-j order so the inner loop runs over contiguous memory, four rows of b per pass
+ * so each c element is loaded and stored once per four multiply-adds (about twice as fast as one row per pass).
+ */
+export const jsMatMul: MatMulKernel = (a, b, m, k, n) => {
   const c = new Float32Array(m * n);
   for (let i = 0; i < m; i++) {
     const ci = i * n;
-    for (let p = 0; p < k; p++) {
-      const aip = a[i * k + p];
-      if (aip === 0) continue;
+    const ai = i * k;
+    let p = 0;
+    for (; p + 4 <= k; p += 4) {
+      const a0 = a[ai + p];
+      const a1 = a[ai + p + 1];
+      const a2 = a[ai + p + 2];
+      const a3 = a[ai + p + 3];
+      const b0 = p * n;
+      const b1 = b0 + n;
+      const b2 = b1 + n;
+      const b3 = b2 + n;
+      for (let j = 0; j < n; j++) c[ci + j] += a0 * b[b0 + j] + a1 * b[b1 + j] + a2 * b[b2 + j] + a3 * b[b3 + j];
+    }
+    for (; p < k; p++) {
+      const aip = a[ai + p];
       const bp = p * n;
       for (let j = 0; j < n; j++) c[ci + j] += aip * b[bp + j];
     }
   }
   return c;
+};
+
+export function transpose(a: Float32Array, rows: number, cols: number): Float32Array {
+  const t = new Float32Array(a.length);
+  // 32x32 tiles keep both sides in cache for large matrices.
+  const T = 32;
+  for (let r0 = 0; r0 < rows; r0 += T) {
+    const r1 = Math.min(rows, r0 + T);
+    for (let c0 = 0; c0 < cols; c0 += T) {
+      const c1 = Math.min(cols, c0 + T);
+      for (let r = r0; r < r1; r++) for (let c = c0; c < c1; c++) t[c * rows + r] = a[r * cols + c];
+    }
+  }
+  return t;
 }
 
-function transpose(a: Float32Array, rows: number, cols: number): Float32Array {
-  const t = new Float32Array(a.length);
-  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) t[c * rows + r] = a[r * cols + c];
-  return t;
+function scaled(a: Float32Array, s: number): Float32Array {
+  if (s === 1) return a;
+  const out = new Float32Array(a.length);
+  for (let i = 0; i < a.length; i++) out[i] = a[i] * s;
+  return out;
 }
 
 /**
  * Tucker rebuild: W[p, q, k, l] = Σ_i Σ_j left[p, i] · core[i, j, k, l] · right[j, q]
  * (LyCORIS' einsum "i j k l, j r, i p -> p r k l" with left = waᵀ). Returns [out, in·kh·kw].
  */
-function tuckerRebuild(core: Float32Array, left: Float32Array, right: Float32Array, r: number, out: number, inDim: number, kk: number): Float32Array {
-  // a[i, q, kl] = Σ_j core[i, j, kl] · right[j, q]
+async function tuckerRebuild(core: Float32Array, left: Float32Array, right: Float32Array, r: number, out: number, inDim: number, kk: number, mm: MatMulKernel): Promise<Float32Array> {
+  // a[i, q, kl] = Σ_j core[i, j, kl] · right[j, q]  (r²·in·kk: small next to the product below)
   const a = new Float32Array(r * inDim * kk);
   for (let i = 0; i < r; i++) {
     for (let j = 0; j < r; j++) {
@@ -226,7 +259,7 @@ function tuckerRebuild(core: Float32Array, left: Float32Array, right: Float32Arr
       }
     }
   }
-  return matmul(left, a, out, r, inDim * kk);
+  return mm(left, a, out, r, inDim * kk);
 }
 
 function alphaOf(file: SafetensorsFile, mod: AdapterModule): number {
@@ -243,47 +276,65 @@ function read(file: SafetensorsFile, mod: AdapterModule, part: string): Float32A
   return file.readFloat32(name);
 }
 
-/**
- * ΔW for one module, [out, in·kh·kw] row-major (torch layout), times alpha/rank and `multiplier`
- * (the adapter's weight).
- */
-export function moduleDelta(file: SafetensorsFile, mod: AdapterModule, multiplier: number): Float32Array {
+export interface DeltaOptions {
+  /**
+   * "out_in" (default): torch's [out, in·kh·kw]. "in_out": [in, out], the layout MatMul weights are stored in;
+   * built as (down)ᵀ·(up)ᵀ so no large transpose is needed.
+   */
+  layout?: "out_in" | "in_out";
+  matmul?: MatMulKernel;
+}
+
+/** ΔW for one module times alpha/rank and `multiplier` (the adapter's weight), in the layout asked for. */
+export async function moduleDelta(file: SafetensorsFile, mod: AdapterModule, multiplier: number, options: DeltaOptions = {}): Promise<Float32Array> {
+  const mm = options.matmul ?? jsMatMul;
+  const transposed = options.layout === "in_out";
+  // The scale goes into the smaller factor, not into the out·in product.
   const scale = (alphaOf(file, mod) / mod.rank) * multiplier;
   const { rank: r, out, inFlat } = mod;
+  const hasCore = Boolean(mod.tensors["lora_mid.weight"] || mod.tensors.hada_t1);
   let delta: Float32Array;
   if (mod.kind === "lora") {
-    const up = read(file, mod, "lora_up.weight");
+    const up = scaled(read(file, mod, "lora_up.weight"), scale);
     const down = read(file, mod, "lora_down.weight");
-    if (mod.tensors["lora_mid.weight"]) {
-      const mid = read(file, mod, "lora_mid.weight");
+    if (hasCore) {
       const kk = mod.kernel![0] * mod.kernel![1];
-      delta = tuckerRebuild(mid, up, down, r, out, inFlat / kk, kk);
+      delta = await tuckerRebuild(read(file, mod, "lora_mid.weight"), up, down, r, out, inFlat / kk, kk, mm);
+    } else if (transposed) {
+      return mm(transpose(down, r, inFlat), transpose(up, out, r), inFlat, r, out);
     } else {
-      delta = matmul(up, down, out, r, inFlat);
+      return mm(up, down, out, r, inFlat);
     }
   } else {
-    const w1a = read(file, mod, "hada_w1_a");
+    const w1a = scaled(read(file, mod, "hada_w1_a"), scale);
     const w1b = read(file, mod, "hada_w1_b");
     const w2a = read(file, mod, "hada_w2_a");
     const w2b = read(file, mod, "hada_w2_b");
     let w1: Float32Array;
     let w2: Float32Array;
-    if (mod.tensors.hada_t1) {
+    if (hasCore) {
       const kk = mod.kernel![0] * mod.kernel![1];
       const inDim = inFlat / kk;
       const r2 = w2b.length / inDim;
-      w1 = tuckerRebuild(read(file, mod, "hada_t1"), transpose(w1a, r, out), w1b, r, out, inDim, kk);
-      w2 = tuckerRebuild(read(file, mod, "hada_t2"), transpose(w2a, r2, out), w2b, r2, out, inDim, kk);
+      w1 = await tuckerRebuild(read(file, mod, "hada_t1"), transpose(w1a, r, out), w1b, r, out, inDim, kk, mm);
+      w2 = await tuckerRebuild(read(file, mod, "hada_t2"), transpose(w2a, r2, out), w2b, r2, out, inDim, kk, mm);
     } else {
       const r2 = w2b.length / inFlat;
-      w1 = matmul(w1a, w1b, out, r, inFlat);
-      w2 = matmul(w2a, w2b, out, r2, inFlat);
+      if (transposed) {
+        w1 = await mm(transpose(w1b, r, inFlat), transpose(w1a, out, r), inFlat, r, out);
+        w2 = await mm(transpose(w2b, r2, inFlat), transpose(w2a, out, r2), inFlat, r2, out);
+      } else {
+        w1 = await mm(w1a, w1b, out, r, inFlat);
+        w2 = await mm(w2a, w2b, out, r2, inFlat);
+      }
+      for (let i = 0; i < w1.length; i++) w1[i] *= w2[i];
+      return w1;
     }
     for (let i = 0; i < w1.length; i++) w1[i] *= w2[i];
     delta = w1;
   }
-  if (scale !== 1) for (let i = 0; i < delta.length; i++) delta[i] *= scale;
-  return delta;
+  // Tucker forms come out as [out, in·kh·kw]; they are conv weights, so "in_out" is rare here.
+  return transposed ? transpose(delta, out, inFlat) : delta;
 }
 
 /** An adapter file with its parsed modules. */

@@ -12,16 +12,18 @@
 //    read into a fresh buffer, patched in place, and handed over through `externalData`.
 // Either way ORT copies the weights into its own memory while the session is created (verified: changing the
 // buffers after create() does not change outputs), so the buffers can be dropped once the session exists.
+import { constants as bufferConstants } from "node:buffer";
 import { createHash } from "node:crypto";
 import { open, readFile, stat } from "node:fs/promises";
 import type { FileHandle } from "node:fs/promises";
 import { basename, isAbsolute, join, normalize, sep } from "node:path";
-import { moduleDelta } from "./adapter.js";
-import type { AdapterComponent, AdapterDescription, AdapterModule, LoraAdapter } from "./adapter.js";
+import { moduleDelta, openAdapter } from "./adapter.js";
+import type { AdapterComponent, AdapterDescription, AdapterModule, LoraAdapter, MatMulKernel } from "./adapter.js";
 import { bfloat16ToFloat32, float16ToFloat32, float32ToBfloat16, float32ToFloat16 } from "./float16.codec.js";
 import { buildModuleMap } from "./module-map.js";
 import type { ModuleMap, ModuleTarget } from "./module-map.js";
 import { encodeRawTensorSlot, OnnxDataType, parseOnnxModel, rewriteInitializers } from "./onnx-graph.js";
+import { readSafetensorsFile } from "./safetensors.reader.js";
 import type { OnnxInitializer, OnnxModel, WireWriter } from "./onnx-graph.js";
 
 export type ModelComponentName = "unet" | "text_encoder";
@@ -66,6 +68,8 @@ export interface MergeOptions {
   component?: ModelComponentName;
   /** Largest model bytes the inline strategy may produce (protobuf caps messages at 2 GiB). */
   inlineLimitBytes?: number;
+  /** The kernel for ΔW products (default: plain TypeScript; onnx-matmul.kernel.ts is ~20x faster). */
+  matmul?: MatMulKernel;
 }
 
 export class LoraMergeError extends Error {
@@ -178,7 +182,7 @@ export async function mergeAdapters(componentDir: string, uses: readonly Adapter
         replacements.set(name, encodeRawTensorSlot({ name, dims: init.dims, dataType: init.dataType, byteLength: tensorBytes(init) }));
       }
       const { bytes: modelBytes, slots } = rewriteInitializers(model, replacements);
-      for (const [name, planned] of plan) slots.get(name)!.set(await mergedTensor(planned, model, files));
+      for (const [name, planned] of plan) slots.get(name)!.set(await mergedTensor(planned, model, files, options.matmul));
       return {
         component,
         strategy: "inline",
@@ -200,7 +204,7 @@ export async function mergeAdapters(componentDir: string, uses: readonly Adapter
       }
     }
     for (const planned of plan.values()) {
-      const merged = await mergedTensor(planned, model, files);
+      const merged = await mergedTensor(planned, model, files, options.matmul);
       const data = planned.target.initializer.data;
       if (data.kind === "external") copies.get(data.location)!.set(merged, data.offset);
       else if (data.kind === "raw" || data.kind === "float_data") modelBytes.set(merged, data.start);
@@ -236,37 +240,30 @@ function tensorBytes(init: OnnxInitializer): number {
 }
 
 /** W + Σ weight·ΔW for one initializer, encoded in its own data type. */
-async function mergedTensor(planned: Planned, model: OnnxModel, files: ExternalFiles): Promise<Uint8Array> {
+async function mergedTensor(planned: Planned, model: OnnxModel, files: ExternalFiles, matmul: MatMulKernel | undefined): Promise<Uint8Array> {
   const { target } = planned;
   const init = target.initializer;
-  const values = decode(await baseBytes(init, model, files), init.dataType);
+  const values = decode(await baseBytes(init, model, files), init.dataType, init.data.kind === "external");
+  // ΔW is built in the initializer's own layout (MatMul weights are stored [in, out]), so adding is one pass.
+  const layout = target.layout === "in_out" ? "in_out" : "out_in";
   for (const { use, module } of planned.parts) {
-    const delta = moduleDelta(use.adapter.file, module, use.weight);
-    addDelta(values, delta, target);
+    const delta = await moduleDelta(use.adapter.file, module, use.weight, { layout, matmul });
+    for (let i = 0; i < values.length; i++) values[i] += delta[i];
   }
   return encode(values, init.dataType);
 }
 
-/** ΔW arrives as torch's [out, in·kh·kw]; MatMul-style weights are stored [in, out]. */
-function addDelta(values: Float32Array, delta: Float32Array, target: ModuleTarget): void {
-  if (target.layout !== "in_out") {
-    for (let i = 0; i < values.length; i++) values[i] += delta[i];
-    return;
+/** `owned`: the bytes are a fresh array of our own (read from a file), usable in place. */
+function decode(bytes: Uint8Array, dataType: number, owned: boolean): Float32Array {
+  let copy = bytes;
+  if (!owned || bytes.byteOffset % 4 !== 0) {
+    // A fresh, aligned copy (a Node Buffer's slice() would be a view of a shared pool).
+    copy = new Uint8Array(bytes.byteLength);
+    copy.set(bytes);
   }
-  const { out, in: inDim } = target;
-  for (let o = 0; o < out; o++) {
-    const row = o * inDim;
-    for (let i = 0; i < inDim; i++) values[i * out + o] += delta[row + i];
-  }
-}
-
-function decode(bytes: Uint8Array, dataType: number): Float32Array {
-  // A fresh, aligned copy (a Node Buffer's slice() would be a view of a shared pool).
-  const copy = new Uint8Array(bytes.byteLength);
-  copy.set(bytes);
-  if (dataType === OnnxDataType.FLOAT) return new Float32Array(copy.buffer);
-  if (dataType === OnnxDataType.FLOAT16) return float16ToFloat32(new Uint16Array(copy.buffer));
-  return bfloat16ToFloat32(new Uint16Array(copy.buffer));
+  if (dataType === OnnxDataType.FLOAT) return new Float32Array(copy.buffer, copy.byteOffset, copy.byteLength / 4);
+  if (dataType === OnnxDataType.FLOAT16) return float16ToFloat32(new Uint16Array(copy.buffer, copy.byteOffset, copy.byteLength / 2));
+  return bfloat16ToFloat32(new Uint16Array(copy.buffer, copy.byteOffset, copy.byteLength / 2));
 }
 
 function encode(values: Float32Array, dataType: number): Uint8Array {
@@ -337,7 +334,11 @@ class ExternalFiles {
   async readWhole(location: string): Promise<Uint8Array> {
     const h = await this.handle(location);
     const { size } = await h.stat();
-    const out = Buffer.allocUnsafe(size);
+    if (size > bufferConstants.MAX_LENGTH) {
+      throw new LoraMergeError(`${this.label}: external data ${location} is ${size} bytes, more than one buffer holds (${bufferConstants.MAX_LENGTH}); too many patched weights to merge inline`);
+    }
+    // allocUnsafeSlow: never a slice of Node's shared pool (this buffer is handed to onnxruntime).
+    const out = Buffer.allocUnsafeSlow(size);
     const piece = 256 * 1024 * 1024;
     for (let pos = 0; pos < size; ) {
       const { bytesRead } = await h.read(out, pos, Math.min(piece, size - pos), pos);
@@ -351,6 +352,35 @@ class ExternalFiles {
     await Promise.all([...this.handles.values()].map((h) => h.close()));
     this.handles.clear();
   }
+}
+
+export interface MergedSet {
+  /** adapterSetKey() of the set: equal keys give equal weights. */
+  key: string;
+  unet: MergedModel;
+  textEncoder: MergedModel;
+  /** Bytes both results hold beyond the base files (a cache's memory bound). */
+  heldBytes: number;
+}
+
+/**
+ * The pipeline's entry point: reads each adapter once and merges the set into the UNet and the text encoder of
+ * the diffusers-layout model at `modelDir`. Weight-0 entries are skipped (they merge to the base weights).
+ */
+export async function mergeAdapterSet(
+  modelDir: string,
+  set: readonly { name: string; path: string; weight: number }[],
+  options: Omit<MergeOptions, "component"> = {},
+): Promise<MergedSet> {
+  const key = await adapterSetKey(set);
+  const uses: AdapterUse[] = [];
+  for (const entry of set) {
+    if (entry.weight === 0) continue;
+    uses.push({ adapter: openAdapter(entry.name, await readSafetensorsFile(entry.path)), weight: entry.weight });
+  }
+  const unet = await mergeAdapters(join(modelDir, "unet"), uses, { ...options, component: "unet" });
+  const textEncoder = await mergeAdapters(join(modelDir, "text_encoder"), uses, { ...options, component: "text_encoder" });
+  return { key, unet, textEncoder, heldBytes: unet.heldBytes + textEncoder.heldBytes };
 }
 
 /**

@@ -293,7 +293,7 @@ export function parseOnnxModel(bytes: Uint8Array, label: string): OnnxModel {
 type Chunk = Uint8Array | { slot: string; length: number };
 
 /** Builds a message as a list of chunks; slots are regions filled in after the final buffer exists. */
-class WireWriter {
+export class WireWriter {
   private chunks: Chunk[] = [];
   length = 0;
 
@@ -323,6 +323,11 @@ class WireWriter {
 
   tag(field: number, wire: number): this {
     return this.varint(field * 8 + wire);
+  }
+
+  /** A non-negative varint field. */
+  int(field: number, value: number): this {
+    return this.tag(field, WIRE_VARINT).varint(value);
   }
 
   string(field: number, value: string): this {
@@ -405,5 +410,3 @@ export function rewriteInitializers(model: OnnxModel, replacements: Map<string, 
   out.raw(bytes.subarray(model.graph.end));
   return out.finish();
 }
-
-export type { WireWriter };

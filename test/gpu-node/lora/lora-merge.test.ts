@@ -6,7 +6,7 @@ import * as ort from "onnxruntime-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openAdapter } from "../../../gpu-node/lora/adapter.js";
 import type { LoraAdapter } from "../../../gpu-node/lora/adapter.js";
-import { adapterSetKey, LoraMergeError, mergeAdapters, sessionOptionsFor } from "../../../gpu-node/lora/lora-merge.js";
+import { adapterSetKey, LoraMergeError, mergeAdapters, mergeAdapterSet, sessionOptionsFor } from "../../../gpu-node/lora/lora-merge.js";
 import type { MergedModel } from "../../../gpu-node/lora/lora-merge.js";
 import { parseOnnxModel } from "../../../gpu-node/lora/onnx-graph.js";
 import { readSafetensorsFile } from "../../../gpu-node/lora/safetensors.reader.js";
@@ -272,6 +272,21 @@ describe("LoRA / LoHA merge into the tiny model", () => {
     await mergeAdapters(UNET, [{ adapter: lora, weight: 1 }], { inlineLimitBytes: 0 });
     await mergeAdapters(TE, [{ adapter: lora, weight: 1 }], { inlineLimitBytes: 0 });
     expect({ unet: await hashTree(UNET), text_encoder: await hashTree(TE) }).toEqual(baseHashes);
+  });
+
+  it("merges a whole set into both components from the adapter files", async () => {
+    const set = [
+      { name: "style", path: join(dir, "style.safetensors"), weight: 0.8 },
+      { name: "texture", path: join(dir, "texture.safetensors"), weight: 0 },
+    ];
+    const merged = await mergeAdapterSet(MODEL, set);
+    expect(merged.key).toBe(await adapterSetKey(set));
+    expect(merged.unet.patchedInitializers).toHaveLength(6);
+    expect(merged.textEncoder.patchedInitializers.sort()).toEqual([T.q_proj.initializer, T.fc1.initializer].sort());
+    expect(merged.unet.adapters.map((a) => a.adapter)).toEqual(["style"]);
+    expect(merged.heldBytes).toBe(merged.unet.heldBytes + merged.textEncoder.heldBytes);
+    const direct = await mergeAdapters(UNET, [{ adapter: lora, weight: 0.8 }]);
+    expect(maxAbsDiff(await initializerValues(merged.unet.modelBytes, UNET, U.to_q.initializer), await initializerValues(direct.modelBytes, UNET, U.to_q.initializer))).toBe(0);
   });
 
   it("keys adapter sets by names, weights and file versions, not by order", async () => {
