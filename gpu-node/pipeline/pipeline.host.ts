@@ -27,6 +27,8 @@ interface Job {
   params: GenerateParams;
   cancel: Int32Array<SharedArrayBuffer>;
   onProgress?: (event: ProgressEvent) => void;
+  /** Last step reported to onProgress; the worker may skip steps, which are replayed in order. */
+  reportedStep: number;
   resolve: (output: GenerateOutput) => void;
   reject: (err: Error) => void;
 }
@@ -129,6 +131,7 @@ export class PipelineHost implements PipelineRunner {
         params,
         cancel: new Int32Array(new SharedArrayBuffer(4)),
         onProgress: hooks.onProgress,
+        reportedStep: 0,
         resolve,
         reject,
       };
@@ -181,7 +184,10 @@ export class PipelineHost implements PipelineRunner {
     const job = this.#jobs.get(message.id);
     if (!job) return;
     if (message.type === "progress") {
-      job.onProgress?.({ step: message.step, total: message.total });
+      for (let step = job.reportedStep + 1; step <= message.step; step++) {
+        job.onProgress?.({ step, total: message.total });
+      }
+      job.reportedStep = Math.max(job.reportedStep, message.step);
       return;
     }
     this.#jobs.delete(job.id);
