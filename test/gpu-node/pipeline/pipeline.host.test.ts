@@ -72,6 +72,12 @@ describe("createPipelineRunner", () => {
     expect(out.timings.ortMs).toBeGreaterThan(0);
   });
 
+  it("reports every step once and in order even when steps are faster than progress messages", async () => {
+    const steps: number[] = [];
+    await runner.generate(params({ numInferenceSteps: 25 }), { onProgress: (e) => steps.push(e.step) });
+    expect(steps).toEqual(Array.from({ length: 25 }, (_, i) => i + 1));
+  });
+
   it("gives the same bytes as an in-order second request with the same seed", async () => {
     const [a, b] = await Promise.all([runner.generate(params()), runner.generate(params())]);
     expect(Buffer.from(a.images[0].bytes).equals(Buffer.from(b.images[0].bytes))).toBe(true);

@@ -2,7 +2,7 @@
 // non-square sizes, seeds, memory chunking, CFG on/off, cancellation, output encoding and bad input.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DomainError } from "../../../shared/errors/error-codes.js";
-import { resolveScheduler } from "../../../shared/schedulers/scheduler-names.js";
+import { SCHEDULER_NAMES, resolveScheduler } from "../../../shared/schedulers/scheduler-names.js";
 import { encodePng, readImage, type RgbImage } from "../../../gpu-node/pipeline/image/image.codec.js";
 import type { GenerateOutput, GenerateParams } from "../../../gpu-node/pipeline/pipeline.types.js";
 import { TorchGenerator } from "../../../gpu-node/pipeline/rng/torch-generator.js";
@@ -125,6 +125,14 @@ describe("img2img", () => {
     expect(img2imgStart(10, 0.75, 2)).toBe(6);
     expect(img2imgStart(10, 0.5, 1)).toBe(5);
     expect(img2imgStart(10, 0, 1)).toBe(10);
+  });
+
+  it("with a second-order scheduler starts at t_start x order of its doubled timesteps", async () => {
+    // Heun's timesteps are [t0, t1, t1, t2, t2, ...] (2 x steps - 1 entries); 10 steps at strength 0.5 start
+    // at index 5 x 2 = 10 and run the remaining 9 UNet calls, as diffusers' loop does.
+    const t = await trace(params({ initImage: initPng, numInferenceSteps: 10, strength: 0.5, scheduler: resolveScheduler("Heun")! }));
+    expect(t.output.stepsRun).toBe(9);
+    expect(t.progress.at(-1)).toEqual([9, 9]);
   });
 
   it("returns the input's size rounded down to multiples of 8, ignoring width/height", async () => {
@@ -274,6 +282,18 @@ describe("txt2img", () => {
     expect(out.timings.ortMs).toBeGreaterThan(0);
     expect(out.timings.totalMs).toBeGreaterThanOrEqual(out.timings.ortMs);
     expect(out.timings.encodeMs).toBeGreaterThan(0);
+  });
+});
+
+describe("every scheduler name", () => {
+  it.each(SCHEDULER_NAMES)("%s runs txt2img and is reproducible by seed", async (name) => {
+    const p = params({ scheduler: resolveScheduler(name)!, numInferenceSteps: 3, numImages: 2, seed: 8 });
+    const a = await trace(p);
+    const b = await trace(p);
+    expect(a.output.images).toHaveLength(2);
+    expect(a.final.every(Number.isFinite)).toBe(true);
+    expect(same(new Uint8Array(a.final.buffer), new Uint8Array(b.final.buffer))).toBe(true);
+    expect(a.progress.at(-1)![0]).toBe(a.output.stepsRun);
   });
 });
 
