@@ -1,9 +1,9 @@
 import { bodyLimit } from "hono/body-limit";
-import { cors } from "hono/cors";
 import { API_MESSAGES } from "../shared/api/api-messages.js";
 import { createGenerateRequestSchema, generateLimitsFromConfig } from "../shared/api/generate.schema.js";
 import type { AppDeps, AppOpenAPI, Services } from "./app.types.js";
 import { TasksRepo } from "./db/tasks.repo.js";
+import { corsMiddleware } from "./middlewares/cors.middleware.js";
 import { createRouter } from "./lib/create-router.js";
 import { notFound, onError } from "./lib/error-handlers.js";
 import { buildOpenApiJson, registerComponents } from "./lib/openapi.js";
@@ -50,15 +50,7 @@ export function createApp(deps: AppDeps): AppOpenAPI {
     c.set("services", services);
     await next();
   });
-  const origins = config.api.cors_origins;
-  app.use(
-    cors({
-      origin: origins.includes("*") ? "*" : origins,
-      allowMethods: ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
-      exposeHeaders: ["Retry-After"],
-      maxAge: 600,
-    }),
-  );
+  app.use(corsMiddleware(config.api.cors_origins));
   app.use(async (c, next) => {
     const started = performance.now();
     await next();

@@ -38,5 +38,5 @@ CREATE TABLE `tasks` (
 );
 --> statement-breakpoint
 CREATE INDEX `tasks_status_created_at_idx` ON `tasks` (`status`,`created_at`);--> statement-breakpoint
-CREATE INDEX `tasks_lease_until_idx` ON `tasks` (`lease_until`);--> statement-breakpoint
+CREATE INDEX `tasks_lease_until_idx` ON `tasks` (`lease_until`) WHERE "tasks"."lease_until" IS NOT NULL;--> statement-breakpoint
 CREATE INDEX `tasks_owner_created_at_idx` ON `tasks` (`owner_key_hash`,`created_at`);

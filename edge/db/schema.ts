@@ -1,3 +1,4 @@
+import { sql } from "drizzle-orm";
 import { customType, index, integer, real, sqliteTable, text } from "drizzle-orm/sqlite-core";
 import { OUTPUT_FORMATS } from "../../shared/api/generate.schema.js";
 import type { InitImageType } from "../../shared/api/init-image.js";
@@ -61,8 +62,10 @@ export const tasks = sqliteTable(
   (t) => [
     // The dispatcher's "oldest pending first" scan and the queue-position count.
     index("tasks_status_created_at_idx").on(t.status, t.createdAt),
-    // Finding expired leases.
-    index("tasks_lease_until_idx").on(t.leaseUntil),
+    // Finding expired leases. Partial: only leased tasks are in it, so creating a task does not write to it.
+    index("tasks_lease_until_idx")
+      .on(t.leaseUntil)
+      .where(sql`${t.leaseUntil} IS NOT NULL`),
     // A key's tasks, newest first.
     index("tasks_owner_created_at_idx").on(t.ownerKeyHash, t.createdAt),
   ],

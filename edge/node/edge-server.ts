@@ -9,8 +9,9 @@ import type { AppDeps, AppOpenAPI } from "../app.types.js";
 import type { Migration } from "../db/migrator.js";
 import type { Logger } from "../ports/logger.port.js";
 import { readDocsAssets } from "./docs-assets.fs.js";
-import { openMigratedDatabase, type OpenDatabase } from "./open-database.js";
+import { filePathOfUrl, openMigratedDatabase, type OpenDatabase } from "./open-database.js";
 import { createPinoLogger } from "./pino.logger.js";
+import { startWalCheckpointer, type WalCheckpointer } from "./wal-checkpointer.js";
 
 // The Node edge as a library: open and migrate the database, build the app, listen. main.ts, `npm run dev`,
 // the tests and the benchmark all start it this way.
@@ -38,6 +39,8 @@ export async function startEdgeServer(config: Config, options: EdgeServerOptions
   const logger = options.logger ?? createPinoLogger(config.log_level);
   const database = await openMigratedDatabase(config, options.migrations);
   if (database.applied.length > 0) logger.info({ migrations: database.applied }, "migrations applied");
+  const filePath = database.url.startsWith("file:") ? filePathOfUrl(database.url) : null;
+  const checkpointer: WalCheckpointer | null = filePath ? await startWalCheckpointer(database.client, filePath, logger) : null;
   const app = createApp({
     config,
     db: database.db,
@@ -60,8 +63,10 @@ export async function startEdgeServer(config: Config, options: EdgeServerOptions
   const close = () =>
     (closing ??= new Promise<void>((resolveClose) => {
       server.close(() => {
-        database.client.close();
-        resolveClose();
+        void (checkpointer?.stop() ?? Promise.resolve()).then(() => {
+          database.client.close();
+          resolveClose();
+        });
       });
       // Keep-alive connections with no request in flight would hold close() open.
       if ("closeIdleConnections" in server) server.closeIdleConnections();

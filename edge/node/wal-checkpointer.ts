@@ -1,0 +1,70 @@
+import { createRequire } from "node:module";
+import { Worker } from "node:worker_threads";
+import type { Client } from "@libsql/client";
+import type { Logger } from "../ports/logger.port.js";
+
+// SQLite checkpoints a WAL file in the connection that commits past wal_autocheckpoint pages, synchronously:
+// with @libsql/client that is the event loop, stalled for the copy and its fsyncs (tens of ms under load),
+// and every request waits. Here the request connection never checkpoints; a worker thread with its own
+// connection runs PASSIVE checkpoints (they never block readers or the writer) on a timer instead.
+
+const require = createRequire(import.meta.url);
+
+// Plain CommonJS, run with eval: no TypeScript loader needed in the worker under tsx, vitest or plain node.
+const WORKER_SOURCE = `
+const { parentPort, workerData } = require("node:worker_threads");
+const Database = require(workerData.libsqlPath);
+const db = new Database(workerData.path, { timeout: 5000 });
+const checkpoint = (mode) => {
+  try {
+    db.exec("PRAGMA wal_checkpoint(" + mode + ")");
+  } catch (err) {
+    parentPort.postMessage({ error: String(err && err.message || err) });
+  }
+};
+const timer = setInterval(() => checkpoint("PASSIVE"), workerData.intervalMs);
+parentPort.on("message", (message) => {
+  if (message !== "stop") return;
+  clearInterval(timer);
+  checkpoint("TRUNCATE");
+  db.close();
+  parentPort.postMessage({ stopped: true });
+  parentPort.close();
+});
+`;
+
+export interface WalCheckpointer {
+  /** Stops the worker after a final checkpoint that truncates the WAL file. */
+  stop(): Promise<void>;
+}
+
+/** Moves checkpoints of the local database file at `path` (used by `client`) to a worker thread. */
+export async function startWalCheckpointer(client: Client, path: string, logger: Logger, intervalMs = 1000): Promise<WalCheckpointer> {
+  await client.execute("PRAGMA wal_autocheckpoint=0");
+  const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { libsqlPath: require.resolve("libsql"), path, intervalMs } });
+  worker.unref();
+  let stopped = false;
+  const restoreAutocheckpoint = () => {
+    // Without the worker the WAL would grow forever: let the request connection checkpoint again.
+    client.execute("PRAGMA wal_autocheckpoint=1000").catch(() => {});
+  };
+  worker.on("message", (message: { error?: string }) => {
+    if (message.error) logger.warn({ err: message.error }, "WAL checkpoint failed");
+  });
+  worker.on("error", (err) => {
+    logger.error({ err: err.message }, "WAL checkpoint worker failed; checkpointing on the request connection again");
+    restoreAutocheckpoint();
+  });
+  worker.on("exit", () => {
+    if (!stopped) restoreAutocheckpoint();
+  });
+  return {
+    stop: () =>
+      new Promise<void>((resolve) => {
+        if (stopped) return resolve();
+        stopped = true;
+        worker.once("exit", () => resolve());
+        worker.postMessage("stop");
+      }),
+  };
+}

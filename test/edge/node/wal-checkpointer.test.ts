@@ -1,0 +1,52 @@
+import { mkdtempSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { silentLogger } from "../../../edge/adapters/silent.logger.js";
+import { openMigratedDatabase, type OpenDatabase } from "../../../edge/node/open-database.js";
+import { startWalCheckpointer } from "../../../edge/node/wal-checkpointer.js";
+import { parseConfig } from "../../../shared/config/config.schema.js";
+
+let dir: string;
+let path: string;
+let opened: OpenDatabase;
+beforeEach(async () => {
+  dir = mkdtempSync(join(tmpdir(), "wal-"));
+  path = join(dir, "tasks.db");
+  opened = await openMigratedDatabase(parseConfig({ task_db: { path } }));
+});
+afterEach(() => {
+  opened.client.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const size = (p: string) => statSync(p).size;
+
+async function insertRows(n: number, from = 0) {
+  for (let i = from; i < from + n; i++) {
+    await opened.client.execute({
+      sql: "INSERT INTO tasks (id, owner_key_hash, prompt, created_at, updated_at) VALUES (?, 'o', ?, 0, 0)",
+      args: [`t${i}`, "x".repeat(500)],
+    });
+  }
+}
+
+describe("startWalCheckpointer", () => {
+  it("checkpoints in a worker thread while the request connection never does, and truncates the WAL on stop", async () => {
+    const checkpointer = await startWalCheckpointer(opened.client, path, silentLogger, 50);
+    expect((await opened.client.execute("PRAGMA wal_autocheckpoint")).rows[0].wal_autocheckpoint).toBe(0);
+    const dbBefore = size(path);
+    await insertRows(2000);
+    // The main file only grows when a checkpoint copies pages into it.
+    for (let i = 0; i < 100 && size(path) === dbBefore; i++) await new Promise((r) => setTimeout(r, 50));
+    expect(size(path)).toBeGreaterThan(dbBefore);
+
+    await checkpointer.stop();
+    expect(size(`${path}-wal`)).toBe(0);
+    expect((await opened.client.execute("SELECT count(*) AS n FROM tasks")).rows[0].n).toBe(2000);
+  });
+
+  it("without it the request connection would checkpoint on its own (the default it restores)", async () => {
+    expect((await opened.client.execute("PRAGMA wal_autocheckpoint")).rows[0].wal_autocheckpoint).toBe(1000);
+  });
+});
