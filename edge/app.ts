@@ -24,6 +24,7 @@ function maxBodyBytes(maxInitImageBytes: number): number {
 export function createServices(deps: AppDeps): Services {
   const { config } = deps;
   const rate = config.api.rate_limit;
+  const maxBody = maxBodyBytes(config.api.limits.max_init_image_bytes);
   return {
     config,
     clock: deps.clock,
@@ -34,8 +35,9 @@ export function createServices(deps: AppDeps): Services {
     auth: new ApiKeyAuth(config.api.keys, config.api.key_header),
     rateLimiter: rate.enabled ? new TokenBucketLimiter({ capacity: rate.capacity, refillPerSecond: rate.refill_per_second }, deps.clock) : null,
     generateRequestSchema: createGenerateRequestSchema(generateLimitsFromConfig(config)),
+    maxBodyBytes: maxBody,
     bodyLimit: bodyLimit({
-      maxSize: maxBodyBytes(config.api.limits.max_init_image_bytes),
+      maxSize: maxBody,
       onError: (c) => c.json({ detail: API_MESSAGES.bodyTooLarge }, 413),
     }),
   };

@@ -38,7 +38,9 @@ export interface Services {
   /** null when api.rate_limit.enabled is false. */
   rateLimiter: TokenBucketLimiter | null;
   generateRequestSchema: GenerateRequestSchema;
-  /** Caps request bodies (sized from api.limits.max_init_image_bytes). */
+  /** The largest request body accepted (room for the largest allowed init_image as base64). */
+  maxBodyBytes: number;
+  /** Enforces maxBodyBytes on bodies without a Content-Length, while they stream in. */
   bodyLimit: MiddlewareHandler<AppBindings>;
 }
 

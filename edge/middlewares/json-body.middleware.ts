@@ -82,5 +82,17 @@ export function jsonBody<S extends z.ZodType>(pick: (services: Services) => S) {
   });
 }
 
-/** Caps the body size before anything reads it (413 {"detail": ...}). */
-export const bodySizeLimit = createMiddleware<AppBindings>((c, next) => c.var.services.bodyLimit(c, next));
+/**
+ * Caps the body size before anything reads it (413 {"detail": ...}). A declared Content-Length is checked
+ * directly, so the body can then be read on the Node adapter's fast path; a chunked body is counted while
+ * streaming (hono's bodyLimit).
+ */
+export const bodySizeLimit = createMiddleware<AppBindings>(async (c, next) => {
+  const { maxBodyBytes, bodyLimit } = c.var.services;
+  const declared = c.req.header("content-length");
+  if (declared !== undefined && c.req.header("transfer-encoding") === undefined) {
+    if (Number(declared) > maxBodyBytes) return c.json({ detail: API_MESSAGES.bodyTooLarge }, 413);
+    return next();
+  }
+  return bodyLimit(c, next);
+});
