@@ -110,7 +110,7 @@ export class SdPipeline {
     const cfg = params.guidanceScale > 1;
     const generator = this.deps.createGenerator(params.seed);
 
-    // 4. Preprocess image (img2img): decoded before the text encoder so a bad image fails fast
+    // 3. Preprocess image (img2img; diffusers' step 4, moved ahead of the text encoder so a bad image fails fast)
     const init = params.initImage ? await decodeInitImage(params.initImage, model.vae.scaleFactor) : null;
     const width = init ? init.width : params.width;
     const height = init ? init.height : params.height;
@@ -121,7 +121,7 @@ export class SdPipeline {
     const unetChunk = unetSamplesPerRun(latentShape[1], latentShape[2], unetMemory, this.options.memoryBudgetMb);
     const vaeChunk = this.chunkSize("VAE", vaeBytesPerSample(height, width, model.memory.vae));
 
-    // 3. Encode input prompt: rows [negative x N, positive x N] when guiding, else [positive x N]
+    // 4. Encode input prompt: rows [negative x N, positive x N] when guiding, else [positive x N]
     const prompt = await this.encodePrompt(params.prompt, cfg ? (params.negativePrompt ?? "") : null, n);
     hooks.inspect?.promptEmbeds?.(prompt.embeds, prompt.dims);
     cancelled();
@@ -194,11 +194,10 @@ export class SdPipeline {
     // 9. Postprocess and encode
     const encodeStart = performance.now();
     const [, , outHeight, outWidth] = decoded.dims;
-    const images: GeneratedImage[] = [];
-    for (let index = 0; index < n; index++) {
-      const rgb = toRgb8(pixels, index, outHeight, outWidth);
-      images.push(await this.encode(rgb, params, index));
-    }
+    // sharp encodes on libuv's pool: a batch's images in parallel.
+    const images: GeneratedImage[] = await Promise.all(
+      Array.from({ length: n }, (_, index) => this.encode(toRgb8(pixels, index, outHeight, outWidth), params, index)),
+    );
     const encodeMs = performance.now() - encodeStart;
 
     return {

@@ -1,7 +1,6 @@
 // The worker-thread host with the real pipeline inside: progress, cancellation, typed errors, and recovery when
 // the worker dies.
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { rmSync, unlinkSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseConfig } from "../../../shared/config/config.schema.js";
@@ -12,6 +11,7 @@ import { ModelLoadError } from "../../../gpu-node/pipeline/model/model-load.erro
 import { createPipelineRunner, type PipelineHost } from "../../../gpu-node/pipeline/pipeline.host.js";
 import type { GenerateParams, ProgressEvent } from "../../../gpu-node/pipeline/pipeline.types.js";
 import { TINY_SD_DIR } from "../../helpers/goldens.js";
+import { tinyModelCopy } from "../../helpers/tiny-model.js";
 
 const config = (path = TINY_SD_DIR) => parseConfig({ sd_model: { path }, onnx: { intra_op_threads: 1 } });
 
@@ -159,15 +159,8 @@ describe("memory bound", () => {
 
 describe("start-up failures", () => {
   it("a missing model file fails createPipelineRunner with a message naming it", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "tiny-sd-broken-"));
+    const dir = tinyModelCopy((d) => unlinkSync(join(d, "vae_decoder", "model.onnx")));
     try {
-      for (const entry of readdirSync(TINY_SD_DIR, { withFileTypes: true })) {
-        if (entry.name === "vae_decoder") {
-          mkdirSync(join(dir, entry.name));
-          continue;
-        }
-        symlinkSync(join(TINY_SD_DIR, entry.name), join(dir, entry.name));
-      }
       const err = await createPipelineRunner(config(dir)).then(
         () => null,
         (e: unknown) => e,

@@ -1,5 +1,7 @@
 // Behaviour of the pipeline beyond the goldens: img2img as diffusers' StableDiffusionImg2ImgPipeline, batches and
 // non-square sizes, seeds, memory chunking, CFG on/off, cancellation, output encoding and bad input.
+import { rmSync } from "node:fs";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DomainError } from "../../../shared/errors/error-codes.js";
 import { SCHEDULER_NAMES, resolveScheduler } from "../../../shared/schedulers/scheduler-names.js";
@@ -7,8 +9,9 @@ import { encodePng, readImage, type RgbImage } from "../../../gpu-node/pipeline/
 import type { GenerateOutput, GenerateParams } from "../../../gpu-node/pipeline/pipeline.types.js";
 import { TorchGenerator } from "../../../gpu-node/pipeline/rng/torch-generator.js";
 import { createSdPipeline, type PipelineSettings } from "../../../gpu-node/pipeline/sd-pipeline.factory.js";
-import { SdPipeline, img2imgStart, type RunHooks } from "../../../gpu-node/pipeline/sd.pipeline.js";
+import { img2imgStart, type RunHooks, type SdPipeline } from "../../../gpu-node/pipeline/sd.pipeline.js";
 import { TINY_SD_DIR, maxAbs, maxAbsDiff } from "../../helpers/goldens.js";
+import { tinyModelCopy } from "../../helpers/tiny-model.js";
 
 const SETTINGS: PipelineSettings = {
   modelPath: TINY_SD_DIR,
@@ -193,14 +196,17 @@ describe("img2img", () => {
     const bad = await domainError(pipeline.generate(params({ initImage: new TextEncoder().encode("GIF89a garbage") })));
     expect(bad.code).toBe("invalid_argument");
     expect(bad.message).toMatch(/init_image/);
-    const noEncoder = new SdPipeline(
-      { ...pipeline.model, vaeEncoder: null },
-      (pipeline as unknown as { deps: ConstructorParameters<typeof SdPipeline>[1] }).deps,
-      { memoryBudgetMb: 2048, memoryLimitBytes: 2 ** 34, jpegQuality: 95 },
-    );
-    const err = await domainError(noEncoder.generate(params({ initImage: initPng })));
-    expect(err.code).toBe("invalid_argument");
-    expect(err.message).toMatch(/no vae_encoder/);
+    const dir = tinyModelCopy((d) => rmSync(join(d, "vae_encoder"), { recursive: true }));
+    const noEncoder = await createSdPipeline({ ...SETTINGS, modelPath: dir });
+    try {
+      const err = await domainError(noEncoder.generate(params({ initImage: initPng })));
+      expect(err.code).toBe("invalid_argument");
+      expect(err.message).toMatch(/image-to-image is unavailable: the model tiny-sd-\w+ has no vae_encoder/);
+      expect((await noEncoder.generate(params())).images).toHaveLength(1);
+    } finally {
+      await noEncoder.model.release();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

@@ -1,4 +1,4 @@
-import { cpSync, mkdtempSync, rmSync, symlinkSync, writeFileSync, readdirSync, mkdirSync, unlinkSync } from "node:fs";
+import { rmSync, unlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -6,25 +6,9 @@ import { OnnxBackend } from "../../../../gpu-node/pipeline/backends/onnx.backend
 import { ModelLoadError } from "../../../../gpu-node/pipeline/model/model-load.error.js";
 import { loadSdModel, type SdModel } from "../../../../gpu-node/pipeline/model/sd-model.loader.js";
 import { TINY_SD_DIR, loadGolden, maxAbs, maxAbsDiff } from "../../../helpers/goldens.js";
+import { tinyModelCopy } from "../../../helpers/tiny-model.js";
 
 const backend = new OnnxBackend({ intraOpThreads: 1, graphOptimizationLevel: "all", device: "cpu" });
-
-/** A copy of tiny-sd made of symlinks, except `real` entries copied so they can be broken. */
-function modelCopy(edit: (dir: string) => void): string {
-  const dir = mkdtempSync(join(tmpdir(), "tiny-sd-"));
-  for (const entry of readdirSync(TINY_SD_DIR, { withFileTypes: true })) {
-    if (entry.isDirectory()) {
-      mkdirSync(join(dir, entry.name));
-      for (const file of readdirSync(join(TINY_SD_DIR, entry.name))) {
-        symlinkSync(join(TINY_SD_DIR, entry.name, file), join(dir, entry.name, file));
-      }
-    } else {
-      cpSync(join(TINY_SD_DIR, entry.name), join(dir, entry.name));
-    }
-  }
-  edit(dir);
-  return dir;
-}
 
 async function loadError(dir: string): Promise<ModelLoadError> {
   try {
@@ -110,18 +94,18 @@ describe("loadSdModel start-up errors name the file", () => {
   });
 
   it("a missing model.onnx", async () => {
-    const err = await loadError(modelCopy((dir) => unlinkSync(join(dir, "unet", "model.onnx"))));
+    const err = await loadError(tinyModelCopy((dir) => unlinkSync(join(dir, "unet", "model.onnx"))));
     expect(err.message).toMatch(/unet\/model\.onnx is missing/);
   });
 
   it("missing external weights", async () => {
-    const err = await loadError(modelCopy((dir) => unlinkSync(join(dir, "unet", "weights.pb"))));
+    const err = await loadError(tinyModelCopy((dir) => unlinkSync(join(dir, "unet", "weights.pb"))));
     expect(err.message).toMatch(/unet\/weights\.pb is missing/);
   });
 
   it("a broken model.onnx", async () => {
     const err = await loadError(
-      modelCopy((dir) => {
+      tinyModelCopy((dir) => {
         unlinkSync(join(dir, "text_encoder", "model.onnx"));
         writeFileSync(join(dir, "text_encoder", "model.onnx"), "not an onnx model");
       }),
@@ -130,10 +114,10 @@ describe("loadSdModel start-up errors name the file", () => {
   });
 
   it("a missing or broken scheduler config", async () => {
-    let err = await loadError(modelCopy((dir) => unlinkSync(join(dir, "scheduler", "scheduler_config.json"))));
+    let err = await loadError(tinyModelCopy((dir) => unlinkSync(join(dir, "scheduler", "scheduler_config.json"))));
     expect(err.message).toMatch(/scheduler\/scheduler_config\.json is missing/);
     err = await loadError(
-      modelCopy((dir) => {
+      tinyModelCopy((dir) => {
         unlinkSync(join(dir, "scheduler", "scheduler_config.json"));
         writeFileSync(join(dir, "scheduler", "scheduler_config.json"), "{ nope");
       }),
@@ -142,12 +126,12 @@ describe("loadSdModel start-up errors name the file", () => {
   });
 
   it("a missing model_index.json", async () => {
-    const err = await loadError(modelCopy((dir) => unlinkSync(join(dir, "model_index.json"))));
+    const err = await loadError(tinyModelCopy((dir) => unlinkSync(join(dir, "model_index.json"))));
     expect(err.message).toMatch(/model_index\.json is missing/);
   });
 
   it("loads without vae_encoder/ (text-to-image only)", async () => {
-    const dir = modelCopy((d) => rmSync(join(d, "vae_encoder"), { recursive: true }));
+    const dir = tinyModelCopy((d) => rmSync(join(d, "vae_encoder"), { recursive: true }));
     try {
       const model = await loadSdModel(dir, { backend });
       expect(model.vaeEncoder).toBeNull();
