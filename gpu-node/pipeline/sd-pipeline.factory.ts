@@ -36,6 +36,13 @@ export function pipelineSettings(config: Config): PipelineSettings {
   };
 }
 
+/** Three quarters of the machine's memory, or of the container's limit when one is set (cgroups). */
+function defaultMemoryLimit(): number {
+  const constrained = process.constrainedMemory?.() ?? 0;
+  const available = constrained > 0 ? Math.min(constrained, totalmem()) : totalmem();
+  return Math.floor(0.75 * available);
+}
+
 export async function createSdPipeline(settings: PipelineSettings): Promise<SdPipeline> {
   const backend = new OnnxBackend({
     intraOpThreads: settings.intraOpThreads,
@@ -60,7 +67,7 @@ export async function createSdPipeline(settings: PipelineSettings): Promise<SdPi
     },
     {
       memoryBudgetMb: settings.memoryBudgetMb,
-      memoryLimitBytes: (settings.memoryLimitMb ?? Math.floor((0.75 * totalmem()) / (1024 * 1024))) * 1024 * 1024,
+      memoryLimitBytes: settings.memoryLimitMb ? settings.memoryLimitMb * 1024 * 1024 : defaultMemoryLimit(),
       jpegQuality: settings.jpegQuality,
     },
   );

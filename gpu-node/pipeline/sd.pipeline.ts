@@ -117,9 +117,12 @@ export class SdPipeline {
     const factor = model.vae.scaleFactor;
     const latentShape = [model.vae.latentChannels, height / factor, width / factor] as const;
     const unetMemory = model.memory.unet;
-    this.checkFits("UNet", unetBytesPerSample(latentShape[1], latentShape[2], unetMemory));
+    const size = `${init ? "the init image's " : ""}${width}x${height}`;
+    this.checkFits(size, "UNet", unetBytesPerSample(latentShape[1], latentShape[2], unetMemory));
     const unetChunk = unetSamplesPerRun(latentShape[1], latentShape[2], unetMemory, this.options.memoryBudgetMb);
-    const vaeChunk = this.chunkSize("VAE", vaeBytesPerSample(height, width, model.memory.vae));
+    const vaeBytes = vaeBytesPerSample(height, width, model.memory.vae);
+    this.checkFits(size, "VAE", vaeBytes);
+    const vaeChunk = samplesPerRun(vaeBytes, this.options.memoryBudgetMb);
 
     // 4. Encode input prompt: rows [negative x N, positive x N] when guiding, else [positive x N]
     const prompt = await this.encodePrompt(params.prompt, cfg ? (params.negativePrompt ?? "") : null, n);
@@ -258,19 +261,14 @@ export class SdPipeline {
     }
   }
 
-  /** Samples per VAE run within the memory budget; refuses a size whose single sample cannot fit at all. */
-  private chunkSize(stage: string, bytesPerSample: number): number {
-    this.checkFits(stage, bytesPerSample);
-    return samplesPerRun(bytesPerSample, this.options.memoryBudgetMb);
-  }
-
-  private checkFits(stage: string, bytesPerSample: number): void {
+  /** Refuses a size whose single image cannot fit in memory at all (a batch is split to fit the budget). */
+  private checkFits(size: string, stage: string, bytesPerSample: number): void {
     const limit = this.options.memoryLimitBytes;
     if (!fitsMemory(bytesPerSample, limit)) {
       throw new DomainError(
         "out_of_memory",
-        `this size needs about ${megabytes(bytesPerSample)} MB per image in the ${stage}, more than the ` +
-          `${megabytes(limit)} MB this node can give one run; use a smaller width/height`,
+        `${size} needs about ${megabytes(bytesPerSample)} MB per image in the ${stage}, more than the ` +
+          `${megabytes(limit)} MB this node can give one run; use a smaller size`,
       );
     }
   }

@@ -355,6 +355,6 @@ describe("bad input", () => {
   it("a size whose single image cannot fit in the machine's memory is refused before any work", async () => {
     const err = await domainError(pipeline.generate(params({ width: 2048, height: 2048 })));
     expect(err.code).toBe("out_of_memory");
-    expect(err.message).toMatch(/needs about \d+ MB per image in the UNet, more than the \d+ MB/);
+    expect(err.message).toMatch(/^2048x2048 needs about \d+ MB per image in the UNet, more than the \d+ MB/);
   });
 });
