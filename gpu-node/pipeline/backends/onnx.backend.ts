@@ -162,7 +162,7 @@ const f32 = new Float32Array(1);
 const u32 = new Uint32Array(f32.buffer);
 
 /** IEEE float32 → float16 with round-to-nearest-even (what numpy's astype(float16) does). */
-function toHalf(values: ArrayLike<number>): Uint16Array {
+export function toHalf(values: ArrayLike<number>): Uint16Array {
   const out = new Uint16Array(values.length);
   for (let i = 0; i < values.length; i++) {
     f32[0] = values[i];
@@ -199,7 +199,7 @@ function toHalf(values: ArrayLike<number>): Uint16Array {
   return out;
 }
 
-function fromHalf(values: Uint16Array): Float32Array {
+export function fromHalf(values: Uint16Array): Float32Array {
   const out = new Float32Array(values.length);
   for (let i = 0; i < values.length; i++) {
     const h = values[i];

@@ -1,6 +1,6 @@
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { OnnxBackend } from "../../../../gpu-node/pipeline/backends/onnx.backend.js";
+import { OnnxBackend, fromHalf, toHalf } from "../../../../gpu-node/pipeline/backends/onnx.backend.js";
 import { TINY_SD_DIR } from "../../../helpers/goldens.js";
 
 describe("OnnxBackend", () => {
@@ -27,5 +27,17 @@ describe("OnnxBackend", () => {
     const session = await backend.createSession({ bytes: readFileSync(join(dir, "model.onnx")), externalDataDir: dir });
     expect(session.inputs.map((i) => i.name)).toEqual(["sample", "timestep", "encoder_hidden_states"]);
     await session.release();
+  });
+});
+
+describe("float16 conversion (fp16 exports)", () => {
+  it("rounds to nearest even like numpy's astype(float16), with subnormals and overflow", () => {
+    const values = [0, 1, -2.5, 0.1, 65504, 65520, 6.103515625e-5, 5.960464477539063e-8, 2.9e-8, Infinity, 1 + 2 ** -11];
+    const bits = [0x0000, 0x3c00, 0xc100, 0x2e66, 0x7bff, 0x7c00, 0x0400, 0x0001, 0x0000, 0x7c00, 0x3c00];
+    expect([...toHalf(values)]).toEqual(bits);
+    expect([...fromHalf(Uint16Array.from([0x3c00, 0xc100, 0x7bff, 0x0001, 0xfc00]))]).toEqual([
+      1, -2.5, 65504, 5.960464477539063e-8, -Infinity,
+    ]);
+    expect(Number.isNaN(fromHalf(toHalf([NaN]))[0])).toBe(true);
   });
 });
