@@ -1,6 +1,7 @@
 import { and, eq, sql } from "drizzle-orm";
 import type { InitImage } from "../../shared/api/init-image.js";
 import type { Database } from "./database.js";
+import { InsertCoalescer } from "./insert-coalescer.js";
 import { packColumns, type UnpackedRow } from "./packed-select.js";
 import { taskInitImages, tasks, type NewTaskRow, type TaskInitImageRow, type TaskRow } from "./schema.js";
 
@@ -34,6 +35,7 @@ const TASK_VIEW = packColumns(TASK_VIEW_COLUMNS);
 export class TasksRepo {
   readonly #db: Database;
   readonly #insertTask;
+  readonly #inserts: InsertCoalescer<NewTask>;
   readonly #selectViewForOwner;
   readonly #selectById;
   readonly #selectInitImage;
@@ -61,6 +63,10 @@ export class TasksRepo {
         updatedAt: sql.placeholder("updatedAt"),
       })
       .prepare();
+    this.#inserts = new InsertCoalescer<NewTask>({
+      insertOne: (row) => this.#insertTask.run(row),
+      insertMany: (rows) => this.#db.insert(tasks).values(rows),
+    });
     this.#selectViewForOwner = db
       .select({ packed: TASK_VIEW.expression })
       .from(tasks)
@@ -70,12 +76,12 @@ export class TasksRepo {
     this.#selectInitImage = db.select().from(taskInitImages).where(eq(taskInitImages.taskId, sql.placeholder("id"))).prepare();
   }
 
-  /** Inserts a new (pending) task, and its img2img input in the same transaction. */
+  /**
+   * Inserts a new (pending) task, and its img2img input in the same transaction; resolves once committed.
+   * Concurrent text-to-image inserts share commits (insert-coalescer.ts).
+   */
   async create(row: NewTask, initImage: InitImage | null = null): Promise<void> {
-    if (initImage === null) {
-      await this.#insertTask.run(row);
-      return;
-    }
+    if (initImage === null) return this.#inserts.insert(row);
     await this.#db.batch([
       this.#db.insert(tasks).values({ ...row, hasInitImage: true }),
       this.#db.insert(taskInitImages).values({ taskId: row.id, type: initImage.type, bytes: initImage.bytes }),

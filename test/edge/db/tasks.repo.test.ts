@@ -67,6 +67,15 @@ describe("TasksRepo", () => {
     await expect(repo.create(row("dup"))).rejects.toThrow();
   });
 
+  it("commits concurrent creates together, failing only a duplicate among them", async () => {
+    await repo.create(row("taken"));
+    const ids = ["c1", "c2", "taken", "c3"];
+    const results = await Promise.allSettled(ids.map((id) => repo.create(row(id))));
+    expect(results.map((r) => r.status)).toEqual(["fulfilled", "fulfilled", "rejected", "fulfilled"]);
+    for (const id of ["c1", "c2", "c3"]) expect(await repo.getViewForOwner(id, "owner-a")).toMatchObject({ id, status: "pending" });
+    expect((await edge.database.client.execute("SELECT count(*) AS n FROM tasks")).rows[0].n).toBe(4);
+  });
+
   it("stores the init image in the same transaction, and nothing when that fails", async () => {
     const bytes = new Uint8Array([0xff, 0xd8, 0xff, 1, 2, 3]);
     await repo.create(row("img"), { type: "jpeg", bytes });
