@@ -5,7 +5,7 @@ import type { AppDeps, AppOpenAPI, Services } from "./app.types.js";
 import { TasksRepo } from "./db/tasks.repo.js";
 import { corsMiddleware } from "./middlewares/cors.middleware.js";
 import { createRouter } from "./lib/create-router.js";
-import { notFound, onError } from "./lib/error-handlers.js";
+import { notFoundHandler, onError } from "./lib/error-handlers.js";
 import { buildOpenApiJson, registerComponents } from "./lib/openapi.js";
 import { createDocsRouter } from "./routes/docs/docs.index.js";
 import health from "./routes/health/health.index.js";
@@ -59,7 +59,6 @@ export function createApp(deps: AppDeps): AppOpenAPI {
     // Path only: the query string may carry ?api_key=.
     logger.debug({ method: c.req.method, path: c.req.path, status: c.res.status, ms: Math.round((performance.now() - started) * 10) / 10 }, "request");
   });
-  app.notFound(notFound);
   app.onError(onError);
 
   for (const router of [health, tasks]) app.route("/", router);
@@ -68,5 +67,6 @@ export function createApp(deps: AppDeps): AppOpenAPI {
   let openApiJson: string | undefined;
   // Built on first request: generating it at start-up would slow every cold start on Workers.
   app.route("/", createDocsRouter(() => (openApiJson ??= buildOpenApiJson(app, config)), deps.docsAssets));
+  app.notFound(notFoundHandler(app.routes));
   return app;
 }

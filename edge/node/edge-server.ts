@@ -52,10 +52,17 @@ export async function startEdgeServer(config: Config, options: EdgeServerOptions
   });
 
   const { host, port } = config.server;
-  const server = await new Promise<ReturnType<typeof serve>>((resolvePromise, reject) => {
-    const s = serve({ fetch: app.fetch, hostname: host, port }, () => resolvePromise(s));
-    s.once("error", reject);
-  });
+  let server: ReturnType<typeof serve>;
+  try {
+    server = await new Promise<ReturnType<typeof serve>>((resolvePromise, reject) => {
+      const s = serve({ fetch: app.fetch, hostname: host, port }, () => resolvePromise(s));
+      s.once("error", reject);
+    });
+  } catch (err) {
+    await checkpointer?.stop();
+    database.client.close();
+    throw err;
+  }
   const address = server.address() as AddressInfo;
   const urlHost = address.family === "IPv6" ? `[${address.address}]` : address.address;
 

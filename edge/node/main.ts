@@ -18,7 +18,16 @@ async function main(): Promise<void> {
     throw err;
   }
   const logger = createPinoLogger(config.log_level);
-  const server = await startEdgeServer(config, { logger });
+  let server;
+  try {
+    server = await startEdgeServer(config, { logger });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "EADDRINUSE") {
+      console.error(`server.port: ${config.server.host}:${config.server.port} is already in use (set PORT or server.port)`);
+      process.exit(1);
+    }
+    throw err;
+  }
   logger.info({ url: server.url, database: server.database.url.startsWith("file:") ? server.database.url : "(remote)" }, "edge listening");
 
   const shutdown = (signal: string) => {

@@ -9,5 +9,6 @@ export const API_MESSAGES = {
   bodyTooLarge: "请求体过大",
   bodyUnreadable: "There was an error parsing the body",
   notFound: "Not Found",
+  methodNotAllowed: "Method Not Allowed",
   internalError: "Internal Server Error",
 } as const;

@@ -129,3 +129,21 @@ describe("edge/node/migrate.main.ts (npm run db:migrate)", () => {
     expect(second.output().stdout).toMatch(/is up to date/);
   });
 });
+
+describe("edge/node/main.ts on a busy port", () => {
+  it("exits non-zero naming server.port", async () => {
+    const { createServer } = await import("node:net");
+    const blocker = createServer();
+    await new Promise<void>((resolve) => blocker.listen(0, "127.0.0.1", resolve));
+    const port = (blocker.address() as { port: number }).port;
+    try {
+      const configPath = join(dir, "edge.yaml");
+      writeFileSync(configPath, `task_db:\n  path: ${JSON.stringify(join(dir, "busy.db"))}\n`);
+      const edge = start("edge/node/main.ts", { SD_CONFIG: configPath, PORT: String(port) });
+      expect(await edge.exited).toBe(1);
+      expect(edge.output().stderr).toContain(`server.port: 127.0.0.1:${port} is already in use`);
+    } finally {
+      blocker.close();
+    }
+  });
+});
