@@ -8,6 +8,7 @@ import {
   ERROR_CODE_TRAILER,
   gpuCallError,
   GpuCallError,
+  abortedByCaller,
   TIER_SECRET_HEADER,
   type GenerateRequestInit,
   type GpuClient,
@@ -67,10 +68,15 @@ export function createConnectGpuClient(options: ConnectGpuClientOptions): GpuCli
   return {
     async *generate(request: GenerateRequestInit, signal?: AbortSignal): AsyncGenerator<GenerateEvent> {
       try {
-        yield* client.generate(create(GenerateRequestSchema, request), { signal });
+        for await (const event of client.generate(create(GenerateRequestSchema, request), { signal })) {
+          // An event already buffered when the caller aborted is not delivered.
+          if (signal?.aborted) break;
+          yield event;
+        }
       } catch (error) {
         throw mapError(error, options.baseUrl);
       }
+      if (signal?.aborted) throw abortedByCaller(options.baseUrl);
     },
     async cancel(taskId, signal) {
       try {

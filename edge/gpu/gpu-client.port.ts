@@ -19,7 +19,8 @@ export const ERROR_CODE_TRAILER = "x-error-code";
 export interface GpuClient {
   /**
    * The task's events until `completed` or `failed`. Calling again with the same task id re-attaches (or
-   * replays a finished task). Aborting `signal` only stops listening: the node keeps running the task.
+   * replays a finished task). Aborting `signal` only stops listening (the iteration rejects with a
+   * GpuCallError `cancelled`, no event is delivered after the abort): the node keeps running the task.
    * Rejects with a GpuCallError when the node refuses the call (queue_full, unauthenticated, unavailable,
    * invalid_argument for a malformed task id) or the connection fails.
    */
@@ -43,4 +44,10 @@ export class GpuCallError extends DomainError {
 export function gpuCallError(grpcCode: number, message: string, trailerCode: string | null | undefined, cause?: unknown): GpuCallError {
   const code = trailerCode && isErrorCode(trailerCode) ? trailerCode : errorCodeFromGrpc(grpcCode);
   return new GpuCallError(code, grpcCode, message, { cause });
+}
+
+/** What a generate() iteration rejects with once the caller's signal aborted it. */
+export function abortedByCaller(node: string): GpuCallError {
+  // 1 = CANCELLED.
+  return new GpuCallError("cancelled", 1, `gpu node ${node}: the caller stopped listening`);
 }

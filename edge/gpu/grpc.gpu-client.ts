@@ -17,6 +17,7 @@ import {
   ERROR_CODE_TRAILER,
   gpuCallError,
   GpuCallError,
+  abortedByCaller,
   TIER_SECRET_HEADER,
   type GenerateRequestInit,
   type GpuClient,
@@ -100,7 +101,12 @@ export function createGrpcGpuClient(options: GrpcGpuClientOptions): GpuClient {
       if (signal?.aborted) call.cancel();
       else signal?.addEventListener("abort", onAbort, { once: true });
       try {
-        for await (const event of call) yield event as GenerateEvent;
+        for await (const event of call) {
+          // An event already buffered when the caller aborted is not delivered.
+          if (signal?.aborted) break;
+          yield event as GenerateEvent;
+        }
+        if (signal?.aborted) throw abortedByCaller(options.address);
       } catch (error) {
         throw mapError(error, options.address);
       } finally {

@@ -62,7 +62,7 @@ describe("gpu-node/main.ts", () => {
       const { grpc_port } = await ready;
       const client = createGrpcGpuClient({ address: `127.0.0.1:${grpc_port}` });
       const base = { prompt: "a lighthouse", width: 64, height: 64, scheduler: "Euler" };
-      const running = client.generate({ ...base, taskId: "main-running", numInferenceSteps: 80 })[Symbol.asyncIterator]();
+      const running = client.generate({ ...base, taskId: "main-running", numInferenceSteps: 300 })[Symbol.asyncIterator]();
       for (;;) {
         const { value } = await running.next();
         if ((value as GenerateEvent).event.case === "progress") break;

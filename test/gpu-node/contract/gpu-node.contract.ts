@@ -205,7 +205,7 @@ export function describeGpuNodeContract(listener: string, target: ContractTarget
       const iterator = client.generate(req, controller.signal)[Symbol.asyncIterator]();
       await readUntil(iterator, "progress");
       controller.abort();
-      await expect(iterator.next()).rejects.toBeDefined();
+      await expect(iterator.next()).rejects.toMatchObject({ code: "cancelled" });
       const completed = completedOf(await collect(client.generate(req)));
       await expectImage(completed.urls[0], "png", 64, 64);
     });
@@ -309,7 +309,7 @@ export function describeGpuNodeContract(listener: string, target: ContractTarget
       const own = await startGpuNode(config, { runner, logger: pino({ level: "silent" }) });
       const ownClient = target.client(own, SECRET);
       try {
-        const running = request({ numInferenceSteps: 60 });
+        const running = request({ numInferenceSteps: 200 });
         const queued = request();
         const runningEvents = ownClient.generate(running)[Symbol.asyncIterator]();
         await readUntil(runningEvents, "progress");
