@@ -55,7 +55,8 @@ export interface JobQueueOptions {
 interface Job {
   readonly taskId: string;
   state: JobState;
-  readonly work: JobWork | null;
+  /** Dropped once started, so a finished job kept for replay does not hold its request (an init image). */
+  work: JobWork | null;
   readonly acceptedAt: number;
   /** 1-based while queued. */
   position: number;
@@ -265,6 +266,7 @@ export class JobQueue {
     job.state = "running";
     this.running.add(job);
     const work = job.work as JobWork;
+    job.work = null;
     const ctx: JobContext = {
       taskId: job.taskId,
       signal: job.abort.signal,

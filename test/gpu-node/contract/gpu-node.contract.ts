@@ -149,6 +149,20 @@ export function describeGpuNodeContract(listener: string, target: ContractTarget
       expect(images[0]).toMatchObject({ index: 0, contentType: "image/png", width: 64, height: 96 });
     });
 
+    it("fills what the request leaves out: the model's scheduler, one image, PNG, a drawn seed", async () => {
+      const events = await collect(
+        client.generate({ taskId: `${listener}-${randomUUID()}`, prompt: "defaults", width: 64, height: 64, numInferenceSteps: 3 }),
+      );
+      const started = events.find((e) => e.case === "started");
+      // The tiny model ships a PNDM scheduler_config.json.
+      expect(started).toMatchObject({ value: { scheduler: "PNDMScheduler", numImages: 1, totalSteps: 3 } });
+      const completed = completedOf(events);
+      expect(completed.seed).toBe((started?.value as { seed: number }).seed);
+      expect(Number.isInteger(completed.seed)).toBe(true);
+      expect(completed.urls).toHaveLength(1);
+      await expectImage(completed.urls[0], "png", 64, 64);
+    });
+
     it("generates JPEGs when asked", async () => {
       const completed = completedOf(await collect(client.generate(request({ width: 96, height: 64, outputFormat: OutputFormat.JPEG }))));
       expect(completed.keys[0]).toMatch(/\/0\.jpg$/);
