@@ -64,6 +64,8 @@ export async function startWalCheckpointer(client: Client, path: string, logger:
         if (stopped) return resolve();
         stopped = true;
         worker.once("exit", () => resolve());
+        // Unref'd while it runs; held now, or a process with nothing else to do would exit before the final checkpoint.
+        worker.ref();
         worker.postMessage("stop");
       }),
   };
