@@ -161,13 +161,21 @@ export class GenerationService {
     });
 
     const pipelineStart = this.now();
+    // The pipeline host may deliver several steps at once (it batches progress across the thread boundary);
+    // the time since the last delivery is shared among the steps delivered together.
     let lastStepAt = pipelineStart;
+    let stepsPending = 0;
+    const recordSteps = () => {
+      const at = this.now();
+      const perStep = (at - lastStepAt) / 1000 / stepsPending;
+      for (let i = 0; i < stepsPending; i++) observer?.stepSeconds(perStep);
+      lastStepAt = at;
+      stepsPending = 0;
+    };
     const output = await runner.generate(params, {
       signal: ctx.signal,
       onProgress: ({ step, total }) => {
-        const at = this.now();
-        observer?.stepSeconds((at - lastStepAt) / 1000);
-        lastStepAt = at;
+        if (stepsPending++ === 0) queueMicrotask(recordSteps);
         ctx.emit({ case: "progress", value: create(ProgressSchema, { step, total }) });
       },
     });

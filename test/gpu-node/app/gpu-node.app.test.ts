@@ -81,6 +81,17 @@ describe("gpu-node app", () => {
     expect(statuses).toContain(ServingStatus.NOT_SERVING);
   });
 
+  it("answers the Connect protocol (JSON over HTTP/1.1) on the web listener too", async () => {
+    const node = await start();
+    const response = await fetch(`http://127.0.0.1:${node.webPort}/sd.v1.GpuNode/GetStatus`, {
+      method: "POST",
+      headers: { "content-type": "application/json", "connect-protocol-version": "1" },
+      body: "{}",
+    });
+    expect(response.status).toBe(200);
+    expect(await response.json()).toMatchObject({ modelLoaded: true, modelName: "fake-sd", capacity: 64, concurrency: 1, accepting: true });
+  });
+
   it("exposes queue, generation, step, ORT and failure metrics at /metrics and a /healthz", async () => {
     const node = await start();
     const client = createGrpcGpuClient({ address: `127.0.0.1:${node.grpcPort}` });

@@ -156,3 +156,19 @@ describe("GenerationService", () => {
     expect(service.status().accepting).toBe(false);
   });
 });
+
+describe("GenerationService step metrics", () => {
+  it("shares the time between deliveries among steps the pipeline reports together", async () => {
+    const { service, runner, observer } = setup();
+    // A runner that reports three steps at once after 30 ms, as the pipeline host does when it batches.
+    runner.generate = async (params, hooks) => {
+      await new Promise((resolve) => setTimeout(resolve, 30));
+      for (let step = 1; step <= 3; step++) hooks.onProgress?.({ step, total: 3 });
+      return { images: [], seed: params.seed, stepsRun: 3, promptTruncated: false, timings: { totalMs: 30, ortMs: 20, encodeMs: 0 } };
+    };
+    await collect(service.generate(request({ taskId: "batched", numInferenceSteps: 3 })));
+    expect(observer.steps).toHaveLength(3);
+    for (const seconds of observer.steps) expect(seconds).toBeCloseTo(observer.steps[0], 6);
+    expect(observer.steps[0]).toBeGreaterThan(0.005);
+  });
+});
