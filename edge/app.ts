@@ -31,7 +31,7 @@ export function createServices(deps: AppDeps): Services {
     logger: deps.logger,
     gpuStatus: deps.gpuStatus,
     taskEvents: deps.taskEvents,
-    tasks: new TasksRepo(deps.db),
+    tasks: new TasksRepo(deps.db, { coalesceInserts: deps.coalesceInserts ?? false }),
     auth: new ApiKeyAuth(config.api.keys, config.api.key_header),
     rateLimiter: rate.enabled ? new TokenBucketLimiter({ capacity: rate.capacity, refillPerSecond: rate.refill_per_second }, deps.clock) : null,
     generateRequestSchema: createGenerateRequestSchema(generateLimitsFromConfig(config)),

@@ -24,6 +24,8 @@ export interface AppDeps {
   taskEvents: TaskEvents;
   /** Swagger UI / ReDoc bundles to serve; omit where the platform serves them (Workers static assets). */
   docsAssets?: DocsAssets;
+  /** Let concurrent task inserts share commits (Node: yes; Workers: no, see TasksRepo). Default false. */
+  coalesceInserts?: boolean;
 }
 
 /** What handlers and middleware reach through `c.var.services`: built once per app, not per request. */

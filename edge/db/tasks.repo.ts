@@ -35,12 +35,16 @@ const TASK_VIEW = packColumns(TASK_VIEW_COLUMNS);
 export class TasksRepo {
   readonly #db: Database;
   readonly #insertTask;
-  readonly #inserts: InsertCoalescer<NewTask>;
+  readonly #inserts: InsertCoalescer<NewTask> | null;
   readonly #selectViewForOwner;
   readonly #selectById;
   readonly #selectInitImage;
 
-  constructor(db: Database) {
+  /**
+   * coalesceInserts: concurrent creates share commits (insert-coalescer.ts). For a process that owns its
+   * database (the Node edge); off by default because on Workers one request must not do I/O for another.
+   */
+  constructor(db: Database, options: { coalesceInserts?: boolean } = {}) {
     this.#db = db;
     this.#insertTask = db
       .insert(tasks)
@@ -63,10 +67,12 @@ export class TasksRepo {
         updatedAt: sql.placeholder("updatedAt"),
       })
       .prepare();
-    this.#inserts = new InsertCoalescer<NewTask>({
-      insertOne: (row) => this.#insertTask.run(row),
-      insertMany: (rows) => this.#db.insert(tasks).values(rows),
-    });
+    this.#inserts = options.coalesceInserts
+      ? new InsertCoalescer<NewTask>({
+          insertOne: (row) => this.#insertTask.run(row),
+          insertMany: (rows) => this.#db.insert(tasks).values(rows),
+        })
+      : null;
     this.#selectViewForOwner = db
       .select({ packed: TASK_VIEW.expression })
       .from(tasks)
@@ -78,10 +84,14 @@ export class TasksRepo {
 
   /**
    * Inserts a new (pending) task, and its img2img input in the same transaction; resolves once committed.
-   * Concurrent text-to-image inserts share commits (insert-coalescer.ts).
+   * With coalesceInserts, concurrent text-to-image inserts share commits.
    */
   async create(row: NewTask, initImage: InitImage | null = null): Promise<void> {
-    if (initImage === null) return this.#inserts.insert(row);
+    if (initImage === null) {
+      if (this.#inserts) return this.#inserts.insert(row);
+      await this.#insertTask.run(row);
+      return;
+    }
     await this.#db.batch([
       this.#db.insert(tasks).values({ ...row, hasInitImage: true }),
       this.#db.insert(taskInitImages).values({ taskId: row.id, type: initImage.type, bytes: initImage.bytes }),

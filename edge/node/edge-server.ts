@@ -49,6 +49,8 @@ export async function startEdgeServer(config: Config, options: EdgeServerOptions
     gpuStatus: options.gpuStatus ?? offlineGpuStatus,
     taskEvents: options.taskEvents ?? noopTaskEvents,
     docsAssets: readDocsAssets(),
+    // This process owns the database: concurrent inserts may share commits.
+    coalesceInserts: true,
   });
 
   const { host, port } = config.server;

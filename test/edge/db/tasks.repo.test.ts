@@ -67,7 +67,8 @@ describe("TasksRepo", () => {
     await expect(repo.create(row("dup"))).rejects.toThrow();
   });
 
-  it("commits concurrent creates together, failing only a duplicate among them", async () => {
+  it("with coalesceInserts, commits concurrent creates together, failing only a duplicate among them", async () => {
+    repo = new TasksRepo(edge.database.db, { coalesceInserts: true });
     await repo.create(row("taken"));
     const ids = ["c1", "c2", "taken", "c3"];
     const results = await Promise.allSettled(ids.map((id) => repo.create(row(id))));

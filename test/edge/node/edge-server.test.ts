@@ -37,6 +37,22 @@ describe("startEdgeServer", () => {
     expect((await fetch(`${server.url}/openapi.json`)).status).toBe(200);
   });
 
+  it("creates every task of a burst of concurrent requests (inserts share commits here)", async () => {
+    const responses = await Promise.all(
+      Array.from({ length: 60 }, (_, i) =>
+        fetch(`${server.url}/api/v1/generate`, {
+          method: "POST",
+          headers: { "X-API-Key": "k1", "content-type": "application/json" },
+          body: JSON.stringify({ prompt: `burst ${i}`, seed: i }),
+        }),
+      ),
+    );
+    const ids = await Promise.all(responses.map(async (r) => ((await r.json()) as { task_id: string }).task_id));
+    expect(responses.every((r) => r.status === 200)).toBe(true);
+    const tasks = await Promise.all(ids.map(async (id) => (await fetch(`${server.url}/api/v1/tasks/${id}?api_key=k1`)).json()));
+    expect(tasks.map((t) => (t as { seed: number }).seed)).toEqual(ids.map((_, i) => i));
+  });
+
   it("answers a body sent without Content-Length (chunked) and refuses an oversized one", async () => {
     const chunks = (text: string) =>
       new ReadableStream({
