@@ -50,13 +50,13 @@ export function presentedKey(sources: KeySources, headerName: string): string | 
 export class ApiKeyAuth {
   readonly headerName: string;
   readonly #keys: readonly string[];
-  // Digested lazily (once): app construction stays synchronous.
-  readonly #ownerHashes: Promise<string[]>;
+  // Digested once, on first use: app construction stays synchronous and does no crypto at start-up
+  // (Workers allow it only while handling a request).
+  #ownerHashes: Promise<string[]> | undefined;
 
   constructor(keys: readonly string[], headerName: string) {
     this.headerName = headerName;
     this.#keys = [...keys];
-    this.#ownerHashes = Promise.all(this.#keys.map(async (key) => toHex(await sha256(key))));
   }
 
   async check(sources: KeySources): Promise<KeyCheck> {
@@ -68,6 +68,7 @@ export class ApiKeyAuth {
       if (constantTimeEquals(key, this.#keys[i])) matched = i;
     }
     if (matched < 0) return { ok: false, reason: "invalid" };
+    this.#ownerHashes ??= Promise.all(this.#keys.map(async (k) => toHex(await sha256(k))));
     return { ok: true, ownerKeyHash: (await this.#ownerHashes)[matched] };
   }
 }
