@@ -51,6 +51,10 @@ function mapError(error: unknown, address: string): GpuCallError {
 
 export function createGrpcGpuClient(options: GrpcGpuClientOptions): GpuClient {
   const client = new Client(options.address, credentials.createInsecure(), {
+    // A generation stream can sit quiet for minutes in a queue; pings notice a node that vanished without
+    // closing the connection, so the dispatcher is not left waiting on a dead stream.
+    "grpc.keepalive_time_ms": 30_000,
+    "grpc.keepalive_timeout_ms": 10_000,
     ...(options.maxSendBytes ? { "grpc.max_send_message_length": options.maxSendBytes } : {}),
   });
   const unaryTimeoutMs = options.unaryTimeoutMs ?? 10_000;

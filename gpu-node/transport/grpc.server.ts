@@ -62,6 +62,9 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<Runni
   const server = new Server({
     // grpc-js refuses messages over 4 MiB by default; an init image may be larger.
     "grpc.max_receive_message_length": options.maxRequestBytes,
+    // Notices edges that vanished without closing their connection, so their subscriptions are dropped.
+    "grpc.keepalive_time_ms": 60_000,
+    "grpc.keepalive_timeout_ms": 20_000,
   });
 
   const health = new HealthService([GpuNode.typeName]);
