@@ -4,9 +4,18 @@ import type { Client } from "@libsql/client";
 import type { Logger } from "../ports/logger.port.js";
 
 // SQLite checkpoints a WAL file in the connection that commits past wal_autocheckpoint pages, synchronously:
-// with @libsql/client that is the event loop, stalled for the copy and its fsyncs (tens of ms under load),
-// and every request waits. Here the request connection never checkpoints; a worker thread with its own
-// connection runs PASSIVE checkpoints (they never block readers or the writer) on a timer instead.
+// with @libsql/client that is the event loop, stalled for the copy and its fsyncs, and every request waits.
+// Here a worker thread with its own connection does the bulk of the copying with PASSIVE checkpoints (they
+// never block readers or the writer) on a timer. The request connection still checkpoints, but rarely and
+// briefly: only past a larger threshold, when almost everything is already copied. That last step cannot
+// move to the worker: the WAL only rewinds when a write begins with every frame copied, which under steady
+// writes happens only if the writer itself checkpoints between commits; without it the file grows for as
+// long as the load lasts.
+
+// Pages (4 KiB) the WAL may reach before the request connection tops the checkpoint up (SQLite: 1000).
+const REQUEST_CONNECTION_AUTOCHECKPOINT = 4000;
+// The WAL file is cut back to this size when it rewinds after a burst.
+const JOURNAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024;
 
 const require = createRequire(import.meta.url);
 
@@ -39,13 +48,14 @@ export interface WalCheckpointer {
 }
 
 /** Moves checkpoints of the local database file at `path` (used by `client`) to a worker thread. */
-export async function startWalCheckpointer(client: Client, path: string, logger: Logger, intervalMs = 1000): Promise<WalCheckpointer> {
-  await client.execute("PRAGMA wal_autocheckpoint=0");
+export async function startWalCheckpointer(client: Client, path: string, logger: Logger, intervalMs = 250): Promise<WalCheckpointer> {
+  await client.execute(`PRAGMA wal_autocheckpoint=${REQUEST_CONNECTION_AUTOCHECKPOINT}`);
+  await client.execute(`PRAGMA journal_size_limit=${JOURNAL_SIZE_LIMIT_BYTES}`);
   const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { libsqlPath: require.resolve("libsql"), path, intervalMs } });
   worker.unref();
   let stopped = false;
   const restoreAutocheckpoint = () => {
-    // Without the worker the WAL would grow forever: let the request connection checkpoint again.
+    // Without the worker, the request connection takes all checkpoints again, at SQLite's default pace.
     client.execute("PRAGMA wal_autocheckpoint=1000").catch(() => {});
   };
   worker.on("message", (message: { error?: string }) => {
