@@ -20,6 +20,7 @@ import { jsMatMul } from "../gpu-node/lora/adapter.js";
 import type { MatMulKernel } from "../gpu-node/lora/adapter.js";
 import { mergeAdapters, readModuleMap, sessionOptionsFor } from "../gpu-node/lora/lora-merge.js";
 import { createOnnxMatMul } from "../gpu-node/lora/onnx-matmul.kernel.js";
+import { OnnxBackend } from "../gpu-node/pipeline/backends/onnx.backend.js";
 import type { MergedModel } from "../gpu-node/lora/lora-merge.js";
 import { parseSafetensors } from "../gpu-node/lora/safetensors.reader.js";
 import { buildOnnxModel, encodeSafetensors, fixtureRng, lohaModule, loraModule } from "../test/helpers/lora-fixtures.js";
@@ -67,7 +68,7 @@ function macsOf(spec: ModuleSpec, rank: number, kind: "lora" | "loha"): number {
 type KernelName = "js" | "ort";
 
 async function kernelOf(kernel: KernelName): Promise<MatMulKernel | undefined> {
-  return kernel === "ort" ? (await createOnnxMatMul()).matmul : undefined;
+  return kernel === "ort" ? (await createOnnxMatMul(new OnnxBackend({ intraOpThreads: 0, graphOptimizationLevel: "basic", device: "cpu" }))).matmul : undefined;
 }
 
 async function tinyCase(name: string, kind: "lora" | "loha", inlineLimitBytes?: number): Promise<Result> {

@@ -93,6 +93,13 @@ export function createConnectGpuClient(options: ConnectGpuClientOptions): GpuCli
         throw mapError(error, options.baseUrl);
       }
     },
+    async loras(signal) {
+      try {
+        return await client.listLoras({}, { signal, timeoutMs: unaryTimeoutMs });
+      } catch (error) {
+        throw mapError(error, options.baseUrl);
+      }
+    },
     close() {
       // fetch holds no connection of its own to release.
     },

@@ -6,6 +6,7 @@ import type {
   CancelOutcome,
   GenerateEvent,
   GenerateRequestSchema,
+  ListLorasResponse,
   NodeStatus,
 } from "../../shared/gen/sd/v1/gpu_pb.js";
 
@@ -27,6 +28,8 @@ export interface GpuClient {
   generate(request: GenerateRequestInit, signal?: AbortSignal): AsyncIterable<GenerateEvent>;
   cancel(taskId: string, signal?: AbortSignal): Promise<CancelOutcome>;
   status(signal?: AbortSignal): Promise<NodeStatus>;
+  /** The LoRA adapters the node can apply (names for GenerateRequest.loras) and its merged-session cache. */
+  loras(signal?: AbortSignal): Promise<ListLorasResponse>;
   close(): void;
 }
 

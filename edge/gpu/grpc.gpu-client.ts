@@ -7,9 +7,11 @@ import {
   GenerateRequestSchema,
   GetStatusRequestSchema,
   GpuNode,
+  ListLorasRequestSchema,
   type CancelOutcome,
   type CancelResponse,
   type GenerateEvent,
+  type ListLorasResponse,
   type NodeStatus,
 } from "../../shared/gen/sd/v1/gpu_pb.js";
 import { grpcServiceDefinition } from "../../shared/node/grpc-service.definition.js";
@@ -65,7 +67,7 @@ export function createGrpcGpuClient(options: GrpcGpuClientOptions): GpuClient {
     return md;
   };
 
-  function unary<Res>(method: "Cancel" | "GetStatus", request: unknown, signal?: AbortSignal): Promise<Res> {
+  function unary<Res>(method: "Cancel" | "GetStatus" | "ListLoras", request: unknown, signal?: AbortSignal): Promise<Res> {
     const { path, requestSerialize, responseDeserialize } = definition[method];
     const callOptions: CallOptions = { deadline: Date.now() + unaryTimeoutMs };
     return new Promise<Res>((resolve, reject) => {
@@ -125,6 +127,9 @@ export function createGrpcGpuClient(options: GrpcGpuClientOptions): GpuClient {
     },
     status(signal): Promise<NodeStatus> {
       return unary<NodeStatus>("GetStatus", create(GetStatusRequestSchema), signal);
+    },
+    loras(signal): Promise<ListLorasResponse> {
+      return unary<ListLorasResponse>("ListLoras", create(ListLorasRequestSchema), signal);
     },
     close() {
       client.close();

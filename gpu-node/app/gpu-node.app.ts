@@ -60,6 +60,8 @@ export async function startGpuNode(config: Config, deps: GpuNodeDeps): Promise<R
     logger.warn({ err: error }, "object store not ready at start-up; uploads will retry");
   }
 
+  logLoras(runner, logger.child({ component: "lora" }));
+
   let grpcPort = node.grpc_port;
   const service = new GenerationService({
     runner,
@@ -118,4 +120,30 @@ export async function startGpuNode(config: Config, deps: GpuNodeDeps): Promise<R
       return stopping;
     },
   };
+}
+
+/** What the pipeline found in lora.models_dir and the start-up list: broken files and keys that match nothing. */
+function logLoras(runner: PipelineRunner, logger: Logger): void {
+  const { adapters, cache } = runner.loras();
+  if (adapters.length === 0) return;
+  for (const adapter of adapters) {
+    if (adapter.error) {
+      logger.error({ lora: adapter.name }, `LoRA "${adapter.name}" is skipped (requests naming it are refused): ${adapter.error}`);
+    } else if (adapter.unmatchedKeys.length > 0) {
+      logger.warn(
+        { lora: adapter.name, matched: adapter.matchedModules, unmatched: adapter.unmatchedKeys.length, examples: adapter.unmatchedKeys.slice(0, 5) },
+        `LoRA "${adapter.name}": ${adapter.unmatchedKeys.length} keys match no weight of the model`,
+      );
+    }
+  }
+  const startup = adapters.filter((a) => a.startupWeight !== null).map((a) => ({ name: a.name, weight: a.startupWeight }));
+  logger.info(
+    {
+      available: adapters.filter((a) => !a.error).map((a) => a.name),
+      broken: adapters.filter((a) => a.error).length,
+      startup,
+      cache_mb: Math.round(cache.limitBytes / (1024 * 1024)),
+    },
+    "LoRA adapters",
+  );
 }

@@ -9,6 +9,7 @@ import type { LoraRequest } from "../pipeline/pipeline.types.js";
 import { describeAdapter, openAdapter } from "./adapter.js";
 import type { AdapterDescription, AdapterKind, LoraAdapter } from "./adapter.js";
 import { matchAdapter, readModuleMap } from "./lora-merge.js";
+import { loraRequestProblem } from "./lora-request.check.js";
 import type { ModelComponentName } from "./lora-merge.js";
 import type { ModuleMap } from "./module-map.js";
 import { readSafetensorsFile, readSafetensorsHeader } from "./safetensors.reader.js";
@@ -59,6 +60,16 @@ interface StartupEntry {
 
 export class LoraRegistry {
   private constructor(private readonly entries: Map<string, LoraInfo>) {}
+
+  /** No adapters (nothing configured): every request runs the base model; named adapters are unknown. */
+  static empty(): LoraRegistry {
+    return new LoraRegistry(new Map());
+  }
+
+  /** Whether the config names any adapter source (loading reads the model's graphs, so skip it otherwise). */
+  static configured(config: LoraConfig): boolean {
+    return config.models_dir !== null || config.models.length > 0 || config.models_list.length > 0;
+  }
 
   /**
    * Scans the directory and checks every adapter against the model at `modelDir` (its unet/ and text_encoder/).
@@ -133,15 +144,11 @@ export class LoraRegistry {
    * also a start-up adapter sets its weight for this request. Unknown or unusable names → invalid_argument.
    */
   forRequest(requests: readonly LoraRequest[]): ResolvedLora[] {
-    const seen = new Set<string>();
+    const problem = loraRequestProblem(requests, this.entries);
+    if (problem) throw new DomainError("invalid_argument", problem);
     const set = new Map(this.startup().map((s) => [s.name, s]));
     for (const r of requests) {
-      if (seen.has(r.name)) throw new DomainError("invalid_argument", `LoRA "${r.name}" is listed twice`);
-      seen.add(r.name);
-      const info = this.entries.get(r.name);
-      if (!info) throw new DomainError("invalid_argument", `unknown LoRA "${r.name}"`);
-      if (info.error) throw new DomainError("invalid_argument", `LoRA "${r.name}" cannot be used: ${info.error}`);
-      if (!Number.isFinite(r.weight)) throw new DomainError("invalid_argument", `LoRA "${r.name}" has a weight that is not a number`);
+      const info = this.entries.get(r.name)!;
       set.set(r.name, { name: info.name, path: info.path, weight: r.weight, triggerWords: info.triggerWords });
     }
     return [...set.values()];
@@ -150,7 +157,7 @@ export class LoraRegistry {
   /** Reads and parses an adapter's tensors (for a merge). */
   async open(name: string): Promise<LoraAdapter> {
     const info = this.entries.get(name);
-    if (!info) throw new DomainError("invalid_argument", `unknown LoRA "${name}"`);
+    if (!info) throw new DomainError("invalid_argument", loraRequestProblem([{ name, weight: 1 }], this.entries)!);
     return openAdapter(name, await readSafetensorsFile(info.path));
   }
 }

@@ -1,11 +1,22 @@
-// A MatMulKernel backed by onnxruntime (MLAS): ΔW = up·down is the merge's heavy step, and MLAS runs it about
-// 20x faster than the TypeScript loop (bench:lora). One session with symbolic dims serves every shape.
-// Like every ORT run it blocks its thread: merge inside the pipeline's worker thread, not on the service loop.
-import * as ort from "onnxruntime-node";
+// A MatMulKernel run by onnxruntime (MLAS): ΔW = up·down is the merge's heavy step, and MLAS runs it about
+// 20x faster than the TypeScript loop (bench:lora). One session with symbolic dims serves every shape. The
+// session comes from the pipeline's ORT backend (the only code that touches onnxruntime); like every ORT run
+// it blocks its thread, so merges run in the pipeline's worker thread, not on the service's event loop.
 import type { MatMulKernel } from "./adapter.js";
 import { WireWriter } from "./onnx-graph.js";
 
 const FLOAT = 1;
+
+/** What the kernel needs of the backend (gpu-node/pipeline/backends/onnx.backend.ts's OnnxBackend). */
+export interface MatMulSessionFactory {
+  createSession(source: { bytes: Uint8Array; externalDataDir: null }): Promise<{
+    run(
+      feeds: Record<string, { data: Float32Array; dims: readonly number[] }>,
+      outputNames?: readonly string[],
+    ): Promise<Record<string, { data: Float32Array; dims: number[] }>>;
+    release(): Promise<void>;
+  }>;
+}
 
 function valueInfo(name: string, dims: [string, string]): WireWriter {
   const shape = new WireWriter();
@@ -15,7 +26,7 @@ function valueInfo(name: string, dims: [string, string]): WireWriter {
 }
 
 /** ModelProto for c[M, N] = a[M, K] · b[K, N] (opset 17). */
-function matMulModel(): Uint8Array {
+export function matMulModel(): Uint8Array {
   const node = new WireWriter().string(1, "a").string(1, "b").string(2, "c").string(3, "lora_delta").string(4, "MatMul");
   const graph = new WireWriter()
     .message(1, node)
@@ -32,18 +43,13 @@ export interface OnnxMatMul {
   release(): Promise<void>;
 }
 
-export async function createOnnxMatMul(options: { threads?: number } = {}): Promise<OnnxMatMul> {
-  const session = await ort.InferenceSession.create(matMulModel(), {
-    logSeverityLevel: 3,
-    ...(options.threads ? { intraOpNumThreads: options.threads } : {}),
-    // Idle pool threads would otherwise spin after each product and steal the core the adds run on.
-    extra: { session: { intra_op: { allow_spinning: "0" } } },
-  });
+export async function createOnnxMatMul(backend: MatMulSessionFactory): Promise<OnnxMatMul> {
+  const session = await backend.createSession({ bytes: matMulModel(), externalDataDir: null });
   return {
     matmul: async (a, b, m, k, n) => {
-      const out = await session.run({ a: new ort.Tensor("float32", a, [m, k]), b: new ort.Tensor("float32", b, [k, n]) });
+      const out = await session.run({ a: { data: a, dims: [m, k] }, b: { data: b, dims: [k, n] } }, ["c"]);
       // onnxruntime-node copies outputs into JS-owned memory, so the array outlives the run.
-      return (out.c as ort.Tensor).data as Float32Array;
+      return out.c.data;
     },
     release: () => session.release(),
   };

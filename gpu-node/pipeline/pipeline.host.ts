@@ -10,6 +10,8 @@ import { ModelLoadError } from "./model/model-load.error.js";
 import type {
   GenerateOutput,
   GenerateParams,
+  LoraAdapterInfo,
+  LoraCacheStats,
   PipelineRunner,
   PipelineStatus,
   ProgressEvent,
@@ -49,6 +51,7 @@ export class PipelineHost implements PipelineRunner {
   #worker: Worker | null = null;
   #ready: Promise<void> | null = null;
   #status: PipelineStatus;
+  #loras: { adapters: LoraAdapterInfo[]; cache: LoraCacheStats } = { adapters: [], cache: { entries: 0, bytes: 0, limitBytes: 0 } };
   #jobs = new Map<number, Job>();
   #nextId = 1;
   #closed = false;
@@ -78,6 +81,7 @@ export class PipelineHost implements PipelineRunner {
         if (message.type === "ready") {
           loaded = true;
           this.#status = message.status;
+          this.#loras = message.loras;
           // Jobs that waited for this worker (submitted meanwhile, or survivors of a dead one) go now.
           for (const job of this.#jobs.values()) this.#send(job);
           resolve();
@@ -85,6 +89,8 @@ export class PipelineHost implements PipelineRunner {
           const err = new ModelLoadError(message.error.message);
           err.name = message.error.name;
           crash = err;
+        } else if (message.type === "lora-cache") {
+          this.#loras = { ...this.#loras, cache: message.cache };
         } else {
           this.#onJobMessage(message);
         }
@@ -116,6 +122,11 @@ export class PipelineHost implements PipelineRunner {
 
   status(): PipelineStatus {
     return { ...this.#status };
+  }
+
+  /** As the worker reported them when it loaded the model (cache figures: after the last job). */
+  loras(): { adapters: LoraAdapterInfo[]; cache: LoraCacheStats } {
+    return { adapters: [...this.#loras.adapters], cache: { ...this.#loras.cache } };
   }
 
   generate(
@@ -180,7 +191,7 @@ export class PipelineHost implements PipelineRunner {
     this.#worker?.postMessage(message);
   }
 
-  #onJobMessage(message: Exclude<WorkerMessage, { type: "ready" | "load-failed" }>): void {
+  #onJobMessage(message: Exclude<WorkerMessage, { type: "ready" | "load-failed" | "lora-cache" }>): void {
     const job = this.#jobs.get(message.id);
     if (!job) return;
     if (message.type === "progress") {

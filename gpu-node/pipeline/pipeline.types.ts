@@ -47,6 +47,16 @@ export interface GenerateTimings {
   encodeMs: number;
 }
 
+/** What the pipeline did about adapters for one request. */
+export interface LoraUsage {
+  /** The set applied (start-up adapters and requested ones, weight 0 left out), in application order. */
+  applied: LoraRequest[];
+  /** The set's sessions came from the cache (no merge). */
+  cached: boolean;
+  /** Time spent merging and creating sessions for this request; 0 when cached. */
+  mergeMs: number;
+}
+
 export interface GenerateOutput {
   images: GeneratedImage[];
   seed: number;
@@ -55,6 +65,30 @@ export interface GenerateOutput {
   /** The prompt (or negative prompt) was longer than the text encoder's 77 tokens and was cut. */
   promptTruncated: boolean;
   timings: GenerateTimings;
+  /** Absent when no adapter applied (the base model's sessions ran). */
+  lora?: LoraUsage;
+}
+
+/** One adapter the node knows, as checked against its model at start-up (GET /api/v1/loras). */
+export interface LoraAdapterInfo {
+  name: string;
+  kind: "lora" | "loha" | "mixed" | "none";
+  sizeBytes: number;
+  matchedModules: number;
+  unmatchedKeys: string[];
+  unsupportedKeys: { key: string; reason: string }[];
+  triggerWords: string[];
+  /** Weight applied to every request (lora.models / models_list); null for per-request adapters. */
+  startupWeight: number | null;
+  /** Why it cannot be used; null when it can. */
+  error: string | null;
+}
+
+/** The sessions with merged adapters a pipeline keeps (LRU, bounded by lora.cache_mb). */
+export interface LoraCacheStats {
+  entries: number;
+  bytes: number;
+  limitBytes: number;
 }
 
 export interface ProgressEvent {
@@ -77,6 +111,8 @@ export interface PipelineStatus {
  */
 export interface PipelineRunner {
   status(): PipelineStatus;
+  /** The adapters the pipeline can apply, and its cache of merged sessions. */
+  loras(): { adapters: LoraAdapterInfo[]; cache: LoraCacheStats };
   generate(
     params: GenerateParams,
     hooks: { onProgress?: (event: ProgressEvent) => void; signal?: AbortSignal },

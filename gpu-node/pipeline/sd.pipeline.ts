@@ -13,11 +13,17 @@ import {
   unetSamplesPerRun,
   vaeBytesPerSample,
 } from "./memory/memory-budget.js";
+import { withTriggerWords, type ResolvedLora } from "../lora/lora-registry.js";
+import type { AdaptedModels } from "./model/lora-sessions.cache.js";
 import type { SdModel } from "./model/sd-model.loader.js";
+import type { TextEncoderModel } from "./model/text-encoder.model.js";
 import type {
   GenerateOutput,
   GenerateParams,
   GeneratedImage,
+  LoraAdapterInfo,
+  LoraCacheStats,
+  LoraRequest,
   PipelineStatus,
   ProgressEvent,
 } from "./pipeline.types.js";
@@ -42,6 +48,17 @@ export interface PipelineDeps {
   createGenerator: (seed: number) => NoiseSource;
   /** Milliseconds spent inside onnxruntime run() so far (the backend's counter). */
   ortMs: () => number;
+  /** LoRA adapters: which apply to a request, and the UNet / text encoder with them merged. */
+  loras: LoraModels;
+}
+
+/** Implemented by model/lora-sessions.cache.ts. */
+export interface LoraModels {
+  /** Start-up adapters plus the requested ones; DomainError invalid_argument for unknown or unusable names. */
+  resolve(requests: GenerateParams["loras"]): ResolvedLora[];
+  modelsFor(set: readonly ResolvedLora[], isCancelled?: () => boolean): Promise<AdaptedModels>;
+  adapters(): LoraAdapterInfo[];
+  stats(): LoraCacheStats;
 }
 
 export interface PipelineOptions {
@@ -91,6 +108,10 @@ export class SdPipeline {
     };
   }
 
+  loras(): { adapters: LoraAdapterInfo[]; cache: LoraCacheStats } {
+    return { adapters: this.deps.loras.adapters(), cache: this.deps.loras.stats() };
+  }
+
   async generate(params: GenerateParams, hooks: RunHooks = {}): Promise<GenerateOutput> {
     const started = performance.now();
     const ortStart = this.deps.ortMs();
@@ -102,6 +123,9 @@ export class SdPipeline {
     // 1. Check inputs (before any work)
     this.checkInputs(params);
     const scheduler = this.createScheduler(params);
+    const loras = this.deps.loras.resolve(params.loras);
+    // The original service's habit: the adapters' trigger words go in front of the prompt (and into the PNG).
+    const promptText = withTriggerWords(params.prompt, loras);
     cancelled();
 
     // 2. Define call parameters
@@ -124,92 +148,106 @@ export class SdPipeline {
     this.checkFits(size, "VAE", vaeBytes);
     const vaeChunk = samplesPerRun(vaeBytes, this.options.memoryBudgetMb);
 
-    // 4. Encode input prompt: rows [negative x N, positive x N] when guiding, else [positive x N]
-    const prompt = await this.encodePrompt(params.prompt, cfg ? (params.negativePrompt ?? "") : null, n);
-    hooks.inspect?.promptEmbeds?.(prompt.embeds, prompt.dims);
-    cancelled();
-
-    // 5. Prepare timesteps
-    scheduler.setTimesteps(params.numInferenceSteps);
-    let timesteps = scheduler.timesteps;
-
-    // 6. Prepare latent variables
-    let latents: Latents;
-    if (init) {
-      const start = img2imgStart(params.numInferenceSteps, params.strength, scheduler.order);
-      timesteps = timesteps.subarray(start);
-      scheduler.setBeginIndex(start);
-      latents = await this.prepareImageLatents(init, n, timesteps, scheduler, generator, vaeChunk);
-    } else {
-      const dims: Latents["dims"] = [n, ...latentShape];
-      const noise = generator.randn(dims.reduce((a, b) => a * b, 1));
-      const sigma = f32(scheduler.initNoiseSigma);
-      const data = new Float32Array(noise.length);
-      for (let i = 0; i < noise.length; i++) data[i] = f32(noise[i] * sigma);
-      latents = { data, dims };
-    }
-    hooks.inspect?.initialLatents?.(latents.data, [...latents.dims]);
-
-    // 7. Denoising loop
-    const total = timesteps.length;
-    const perImage = latents.data.length / n;
-    const guidance = f32(params.guidanceScale);
-    for (let i = 0; i < total; i++) {
+    // 4. Encode input prompt: rows [negative x N, positive x N] when guiding, else [positive x N], with the
+    //    text encoder (and below, the UNet) of the request's adapter set: the base ones when none applies.
+    const adapted = await this.deps.loras.modelsFor(loras, () => hooks.isCancelled?.() ?? false);
+    const { unet, textEncoder } = adapted;
+    try {
       cancelled();
-      const t = timesteps[i];
-      // expand the latents when doing classifier-free guidance: one UNet call at batch 2N
-      let input = latents.data;
-      if (cfg) {
-        input = new Float32Array(latents.data.length * 2);
-        input.set(latents.data, 0);
-        input.set(latents.data, latents.data.length);
+      const prompt = await this.encodePrompt(textEncoder, promptText, cfg ? (params.negativePrompt ?? "") : null, n);
+      hooks.inspect?.promptEmbeds?.(prompt.embeds, prompt.dims);
+      cancelled();
+
+      // 5. Prepare timesteps
+      scheduler.setTimesteps(params.numInferenceSteps);
+      let timesteps = scheduler.timesteps;
+
+      // 6. Prepare latent variables
+      let latents: Latents;
+      if (init) {
+        const start = img2imgStart(params.numInferenceSteps, params.strength, scheduler.order);
+        timesteps = timesteps.subarray(start);
+        scheduler.setBeginIndex(start);
+        latents = await this.prepareImageLatents(init, n, timesteps, scheduler, generator, vaeChunk);
+      } else {
+        const dims: Latents["dims"] = [n, ...latentShape];
+        const noise = generator.randn(dims.reduce((a, b) => a * b, 1));
+        const sigma = f32(scheduler.initNoiseSigma);
+        const data = new Float32Array(noise.length);
+        for (let i = 0; i < noise.length; i++) data[i] = f32(noise[i] * sigma);
+        latents = { data, dims };
       }
-      const scaled = scheduler.scaleModelInput(input, t);
-      const batch = cfg ? 2 * n : n;
-      const prediction = await model.unet.predict(scaled, latentShape, t, prompt.embeds, prompt.rowShape, batch, unetChunk);
-      let noisePred = prediction;
-      if (cfg) {
-        // noise_pred_uncond + guidance_scale * (noise_pred_text - noise_pred_uncond)
-        noisePred = new Float32Array(n * perImage);
-        const offset = n * perImage;
-        for (let j = 0; j < noisePred.length; j++) {
-          const uncond = prediction[j];
-          noisePred[j] = f32(uncond + f32(guidance * f32(prediction[offset + j] - uncond)));
+      hooks.inspect?.initialLatents?.(latents.data, [...latents.dims]);
+
+      // 7. Denoising loop
+      const total = timesteps.length;
+      const perImage = latents.data.length / n;
+      const guidance = f32(params.guidanceScale);
+      for (let i = 0; i < total; i++) {
+        cancelled();
+        const t = timesteps[i];
+        // expand the latents when doing classifier-free guidance: one UNet call at batch 2N
+        let input = latents.data;
+        if (cfg) {
+          input = new Float32Array(latents.data.length * 2);
+          input.set(latents.data, 0);
+          input.set(latents.data, latents.data.length);
         }
+        const scaled = scheduler.scaleModelInput(input, t);
+        const batch = cfg ? 2 * n : n;
+        const prediction = await unet.predict(scaled, latentShape, t, prompt.embeds, prompt.rowShape, batch, unetChunk);
+        let noisePred = prediction;
+        if (cfg) {
+          // noise_pred_uncond + guidance_scale * (noise_pred_text - noise_pred_uncond)
+          noisePred = new Float32Array(n * perImage);
+          const offset = n * perImage;
+          for (let j = 0; j < noisePred.length; j++) {
+            const uncond = prediction[j];
+            noisePred[j] = f32(uncond + f32(guidance * f32(prediction[offset + j] - uncond)));
+          }
+        }
+        latents = { data: scheduler.step(noisePred, t, latents.data, generator), dims: latents.dims };
+        hooks.inspect?.step?.(i, t, latents.data);
+        hooks.onProgress?.({ step: i + 1, total });
       }
-      latents = { data: scheduler.step(noisePred, t, latents.data, generator), dims: latents.dims };
-      hooks.inspect?.step?.(i, t, latents.data);
-      hooks.onProgress?.({ step: i + 1, total });
+      cancelled();
+      hooks.inspect?.finalLatents?.(latents.data, [...latents.dims]);
+
+      // 8. Decode: vae.decode(latents / scaling_factor), then (x / 2 + 0.5).clamp(0, 1)
+      const sf = f32(model.vae.scalingFactor);
+      const unscaled = new Float32Array(latents.data.length);
+      for (let i = 0; i < unscaled.length; i++) unscaled[i] = f32(latents.data[i] / sf);
+      const decoded = await model.vaeDecoder.decode(unscaled, latentShape, n, vaeChunk);
+      const pixels = decoded.data;
+      for (let i = 0; i < pixels.length; i++) pixels[i] = Math.min(1, Math.max(0, f32(f32(pixels[i] / 2) + 0.5)));
+      hooks.inspect?.image?.(pixels, decoded.dims);
+      const ortMs = this.deps.ortMs() - ortStart;
+
+      // 9. Postprocess and encode
+      const encodeStart = performance.now();
+      const [, , outHeight, outWidth] = decoded.dims;
+      // sharp encodes on libuv's pool: a batch's images in parallel.
+      const applied = adapted.usage?.applied ?? [];
+      const described = { ...params, prompt: promptText };
+      const images: GeneratedImage[] = await Promise.all(
+        Array.from({ length: n }, (_, index) =>
+          this.encode(toRgb8(pixels, index, outHeight, outWidth), described, index, applied),
+        ),
+      );
+      const encodeMs = performance.now() - encodeStart;
+
+      return {
+        images,
+        seed: params.seed,
+        stepsRun: total,
+        promptTruncated: prompt.truncated,
+        timings: { totalMs: performance.now() - started, ortMs, encodeMs },
+        ...(adapted.usage ? { lora: adapted.usage } : {}),
+      };
+    } finally {
+      // Frees the sessions of a set too large to keep cached.
+      await adapted.done();
     }
-    cancelled();
-    hooks.inspect?.finalLatents?.(latents.data, [...latents.dims]);
-
-    // 8. Decode: vae.decode(latents / scaling_factor), then (x / 2 + 0.5).clamp(0, 1)
-    const sf = f32(model.vae.scalingFactor);
-    const unscaled = new Float32Array(latents.data.length);
-    for (let i = 0; i < unscaled.length; i++) unscaled[i] = f32(latents.data[i] / sf);
-    const decoded = await model.vaeDecoder.decode(unscaled, latentShape, n, vaeChunk);
-    const pixels = decoded.data;
-    for (let i = 0; i < pixels.length; i++) pixels[i] = Math.min(1, Math.max(0, f32(f32(pixels[i] / 2) + 0.5)));
-    hooks.inspect?.image?.(pixels, decoded.dims);
-    const ortMs = this.deps.ortMs() - ortStart;
-
-    // 9. Postprocess and encode
-    const encodeStart = performance.now();
-    const [, , outHeight, outWidth] = decoded.dims;
-    // sharp encodes on libuv's pool: a batch's images in parallel.
-    const images: GeneratedImage[] = await Promise.all(
-      Array.from({ length: n }, (_, index) => this.encode(toRgb8(pixels, index, outHeight, outWidth), params, index)),
-    );
-    const encodeMs = performance.now() - encodeStart;
-
-    return {
-      images,
-      seed: params.seed,
-      stepsRun: total,
-      promptTruncated: prompt.truncated,
-      timings: { totalMs: performance.now() - started, ortMs, encodeMs },
-    };
   }
 
   private checkInputs(params: GenerateParams): void {
@@ -240,9 +278,6 @@ export class SdPipeline {
           throw bad(`${name} must be a positive multiple of ${factor}, got ${value}`);
         }
       }
-    }
-    if (params.loras.length > 0) {
-      throw bad(`LoRA adapters are not supported by this pipeline yet (requested ${params.loras.map((l) => l.name).join(", ")})`);
     }
   }
 
@@ -277,13 +312,13 @@ export class SdPipeline {
    * diffusers' encode_prompt: each text through the text encoder (one run here, rows are independent), each
    * row repeated num_images_per_prompt times, negative rows first.
    */
-  private async encodePrompt(positive: string, negative: string | null, n: number) {
+  private async encodePrompt(textEncoder: TextEncoderModel, positive: string, negative: string | null, n: number) {
     const texts = negative === null ? [positive] : [negative, positive];
     const encoded = texts.map((text) => this.deps.tokenizer.encode(text));
     const sequence = encoded[0].ids.length;
     const ids = new Int32Array(texts.length * sequence);
     encoded.forEach((e, row) => ids.set(e.ids, row * sequence));
-    const hidden = await this.model.textEncoder.encode(ids, texts.length);
+    const hidden = await textEncoder.encode(ids, texts.length);
     const rowSize = hidden.data.length / texts.length;
     const embeds = new Float32Array(texts.length * n * rowSize);
     for (let t = 0; t < texts.length; t++) {
@@ -335,13 +370,13 @@ export class SdPipeline {
     return { data: scheduler.addNoise(repeated, noise, timesteps[0]), dims };
   }
 
-  private async encode(rgb: RgbImage, params: GenerateParams, index: number): Promise<GeneratedImage> {
+  private async encode(rgb: RgbImage, params: GenerateParams, index: number, loras: readonly LoraRequest[]): Promise<GeneratedImage> {
     const { width, height } = rgb;
     if (params.outputFormat === "jpeg") {
       const bytes = await encodeJpeg(rgb, this.options.jpegQuality);
       return { index, bytes, contentType: "image/jpeg", ext: "jpg", width, height };
     }
-    const bytes = await encodePng(rgb, infotext(params, this.model.name, width, height, index));
+    const bytes = await encodePng(rgb, infotext(params, this.model.name, width, height, index, loras));
     return { index, bytes, contentType: "image/png", ext: "png", width, height };
   }
 }
@@ -396,6 +431,7 @@ export function infotext(
   width: number,
   height: number,
   index: number,
+  loras: readonly LoraRequest[] = [],
 ): string {
   const lines = [params.prompt];
   if (params.negativePrompt) lines.push(`Negative prompt: ${params.negativePrompt}`);
@@ -409,6 +445,12 @@ export function infotext(
   ];
   if (params.initImage) settings.push(["Denoising strength", params.strength]);
   if (params.numImages > 1) settings.push(["Batch size", params.numImages], ["Batch pos", index]);
+  if (loras.length > 0) settings.push(["LoRA", quoted(loras.map((l) => `${l.name}: ${l.weight}`).join(", "))]);
   lines.push(settings.map(([k, v]) => `${k}: ${v}`).join(", "));
   return lines.join("\n");
+}
+
+/** A1111's infotext quoting: a value holding a comma, colon or newline goes in JSON double quotes. */
+function quoted(value: string): string {
+  return /[,:\n]/.test(value) ? JSON.stringify(value) : value;
 }

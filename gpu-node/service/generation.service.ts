@@ -7,6 +7,9 @@ import { DomainError } from "../../shared/errors/error-codes.js";
 import {
   CompletedSchema,
   ImageSchema,
+  ListLorasResponseSchema,
+  LoraCacheStatusSchema,
+  LoraInfoSchema,
   NodeStatusSchema,
   ProgressSchema,
   StartedSchema,
@@ -15,6 +18,7 @@ import {
   type Completed,
   type GenerateEvent,
   type GenerateRequest,
+  type ListLorasResponse,
   type NodeStatus,
 } from "../../shared/gen/sd/v1/gpu_pb.js";
 import type { ResolvedScheduler } from "../../shared/schedulers/scheduler-names.js";
@@ -48,6 +52,9 @@ export interface GenerationServiceOptions {
   now?: () => number;
   drawSeed?: () => number;
 }
+
+// An SDXL adapter on an SD 1.5 node has hundreds of unmatched keys; a few tell what kind of file it is.
+const UNMATCHED_KEY_EXAMPLES = 10;
 
 export class GenerationService {
   private readonly queue: JobQueue;
@@ -92,6 +99,7 @@ export class GenerationService {
     }
     const native = this.options.runner.status();
     const resolved = resolveGenerateRequest(request, {
+      loras: new Map(this.options.runner.loras().adapters.map((a) => [a.name, a])),
       defaults: this.options.config.generation_defaults,
       limits: this.options.config.api.limits,
       native: { width: native.nativeWidth, height: native.nativeHeight },
@@ -104,7 +112,14 @@ export class GenerationService {
     const { params, totalSteps } = resolved;
     const events = this.queue.enqueue(taskId, (ctx) => this.run(ctx, params, totalSteps));
     log.info(
-      { width: params.width, height: params.height, steps: params.numInferenceSteps, scheduler: params.scheduler.name, img2img: params.initImage !== null },
+      {
+        width: params.width,
+        height: params.height,
+        steps: params.numInferenceSteps,
+        scheduler: params.scheduler.name,
+        img2img: params.initImage !== null,
+        ...(params.loras.length > 0 ? { loras: params.loras } : {}),
+      },
       "task accepted",
     );
     return events;
@@ -132,6 +147,28 @@ export class GenerationService {
       accepting: queue.accepting,
       nativeWidth: pipeline.nativeWidth,
       nativeHeight: pipeline.nativeHeight,
+    });
+  }
+
+  /** The adapters a task may name (GenerateRequest.loras), as the pipeline checked them at start-up. */
+  listLoras(): ListLorasResponse {
+    const { adapters, cache } = this.options.runner.loras();
+    return create(ListLorasResponseSchema, {
+      loras: adapters.map((a) =>
+        create(LoraInfoSchema, {
+          name: a.name,
+          kind: a.kind,
+          matchedModules: a.matchedModules,
+          unmatchedKeys: a.unmatchedKeys.length,
+          unmatchedKeyExamples: a.unmatchedKeys.slice(0, UNMATCHED_KEY_EXAMPLES),
+          unsupportedKeys: a.unsupportedKeys.length,
+          triggerWords: a.triggerWords,
+          startupWeight: a.startupWeight ?? undefined,
+          error: a.error ?? undefined,
+          sizeBytes: a.sizeBytes,
+        }),
+      ),
+      cache: create(LoraCacheStatusSchema, { entries: cache.entries, bytes: cache.bytes, limitBytes: cache.limitBytes }),
     });
   }
 
@@ -226,6 +263,7 @@ export class GenerationService {
         ortMs: output.timings.ortMs,
         encodeMs: output.timings.encodeMs,
         uploadMs: end - uploadStart,
+        loraMs: output.lora?.mergeMs ?? 0,
       }),
     });
   }

@@ -5,6 +5,7 @@ import type { Config } from "../../shared/config/config.schema.js";
 import { DomainError } from "../../shared/errors/error-codes.js";
 import { OutputFormat, type GenerateRequest } from "../../shared/gen/sd/v1/gpu_pb.js";
 import { resolveScheduler, SCHEDULER_NAMES, type ResolvedScheduler } from "../../shared/schedulers/scheduler-names.js";
+import { loraRequestProblem, type KnownLora } from "../lora/lora-request.check.js";
 import type { GenerateParams } from "../pipeline/pipeline.types.js";
 
 export interface ResolveContext {
@@ -13,6 +14,8 @@ export interface ResolveContext {
   native: { width: number; height: number };
   defaultScheduler: ResolvedScheduler;
   drawSeed: () => number;
+  /** The adapters the pipeline can apply, by name: a request naming another fails before it is queued. */
+  loras: ReadonlyMap<string, KnownLora>;
 }
 
 export type Resolved = { ok: true; params: GenerateParams; totalSteps: number } | { ok: false; error: DomainError };
@@ -94,10 +97,9 @@ export function resolveGenerateRequest(request: GenerateRequest, ctx: ResolveCon
   const seed = request.seed ?? ctx.drawSeed();
   if (!isIntIn(seed, 0, Number.MAX_SAFE_INTEGER)) return invalid(`seed must be an integer 0..2^53-1, got ${seed}`);
 
-  for (const lora of request.loras) {
-    if (lora.name.trim() === "") return invalid("a LoRA entry has an empty name");
-    if (!Number.isFinite(lora.weight)) return invalid(`LoRA "${lora.name}" has a weight that is not a number`);
-  }
+  const loras = request.loras.map((lora) => ({ name: lora.name, weight: lora.weight }));
+  const loraProblem = loraRequestProblem(loras, ctx.loras);
+  if (loraProblem) return invalid(loraProblem);
 
   return {
     ok: true,
@@ -115,7 +117,7 @@ export function resolveGenerateRequest(request: GenerateRequest, ctx: ResolveCon
       seed,
       initImage,
       outputFormat: request.outputFormat === OutputFormat.JPEG ? "jpeg" : "png",
-      loras: request.loras.map((lora) => ({ name: lora.name, weight: lora.weight })),
+      loras,
     },
   };
 }

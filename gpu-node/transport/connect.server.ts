@@ -73,6 +73,9 @@ export async function startConnectServer(options: ConnectServerOptions): Promise
         getStatus() {
           return service.status();
         },
+        listLoras() {
+          return service.listLoras();
+        },
       });
     },
   });

@@ -19,6 +19,8 @@ import {
   type GenerateEvent,
   type GenerateRequest,
   type GetStatusRequest,
+  type ListLorasRequest,
+  type ListLorasResponse,
   type NodeStatus,
 } from "../../shared/gen/sd/v1/gpu_pb.js";
 import { grpcServiceDefinition } from "../../shared/node/grpc-service.definition.js";
@@ -115,6 +117,14 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<Runni
         return;
       }
       callback(null, service.status());
+    },
+    ListLoras: (call: ServerUnaryCall<ListLorasRequest, ListLorasResponse>, callback: sendUnaryData<ListLorasResponse>) => {
+      const denied = checkSecret(firstValue(call.metadata, TIER_SECRET_HEADER));
+      if (denied) {
+        callback(toServiceError(denied));
+        return;
+      }
+      callback(null, service.listLoras());
     },
   });
 

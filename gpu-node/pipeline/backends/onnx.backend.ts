@@ -32,8 +32,11 @@ export interface SessionSettings {
 
 export type SessionSource =
   | { path: string }
-  /** A model patched in memory; external weights are read from `externalDataDir`. */
-  | { bytes: Uint8Array; externalDataDir: string };
+  /**
+   * A model built or patched in memory. Its external weights are read from `externalDataDir`, or else come from
+   * `externalData` (every file the model names: ORT does not mix in-memory and on-disk external data).
+   */
+  | { bytes: Uint8Array; externalDataDir: string | null; externalData?: readonly { path: string; data: Uint8Array }[] };
 
 export interface ModelSession {
   readonly inputs: readonly TensorInfo[];
@@ -60,7 +63,9 @@ export class OnnxBackend {
       intra_op: { allow_spinning: "0" },
     };
     // A model loaded from bytes resolves external data against this folder, not the process cwd.
-    if ("bytes" in source) session.model_external_initializers_file_folder_path = source.externalDataDir;
+    if ("bytes" in source && source.externalDataDir !== null) {
+      session.model_external_initializers_file_folder_path = source.externalDataDir;
+    }
     const options: ort.InferenceSession.SessionOptions = {
       graphOptimizationLevel: this.settings.graphOptimizationLevel,
       // CUDA is opt-in; "mps" has no onnxruntime-node provider on Linux, so it runs on the CPU.
@@ -68,6 +73,8 @@ export class OnnxBackend {
       logSeverityLevel: 3,
       extra: { session },
       ...(this.settings.intraOpThreads > 0 ? { intraOpNumThreads: this.settings.intraOpThreads } : {}),
+      // ORT copies these buffers into the session while creating it; the caller may drop them afterwards.
+      ...("bytes" in source && source.externalData?.length ? { externalData: source.externalData } : {}),
     };
     const created =
       "path" in source

@@ -43,7 +43,7 @@ async function main(): Promise<void> {
     setImmediate(() => process.exit(1));
     return;
   }
-  post({ type: "ready", status: pipeline.status() });
+  post({ type: "ready", status: pipeline.status(), loras: pipeline.loras() });
 
   // Jobs run one at a time, in arrival order.
   let queue = Promise.resolve();
@@ -70,9 +70,12 @@ async function main(): Promise<void> {
           },
           isCancelled: () => Atomics.load(flag, CANCEL_FLAG) === 1,
         });
+        // Ahead of the outcome, so the host's figures are current once the job settles.
+        post({ type: "lora-cache", cache: pipeline.loras().cache });
         const transfer = output.images.map((image) => image.bytes.buffer as ArrayBuffer);
         post({ type: "done", id, output }, transfer);
       } catch (err) {
+        post({ type: "lora-cache", cache: pipeline.loras().cache });
         post({ type: "failed", id, error: serialize(err) });
       }
     });

@@ -1,6 +1,6 @@
 // Messages between pipeline.host.ts (service thread) and pipeline.worker.ts (the thread that runs onnxruntime).
 import type { ErrorCode } from "../../../shared/errors/error-codes.js";
-import type { GenerateOutput, GenerateParams, PipelineStatus } from "../pipeline.types.js";
+import type { GenerateOutput, GenerateParams, LoraAdapterInfo, LoraCacheStats, PipelineStatus } from "../pipeline.types.js";
 import type { PipelineSettings } from "../sd-pipeline.factory.js";
 
 export interface WorkerData {
@@ -21,7 +21,9 @@ export interface SerializedError {
 }
 
 export type WorkerMessage =
-  | { type: "ready"; status: PipelineStatus }
+  | { type: "ready"; status: PipelineStatus; loras: { adapters: LoraAdapterInfo[]; cache: LoraCacheStats } }
+  /** After every job: the merged-session cache may have changed. */
+  | { type: "lora-cache"; cache: LoraCacheStats }
   | { type: "load-failed"; error: { name: string; message: string } }
   | { type: "progress"; id: number; step: number; total: number }
   | { type: "done"; id: number; output: GenerateOutput }

@@ -68,7 +68,7 @@ describe("LoRA registry", () => {
       }
       throw new Error("not refused");
     };
-    expect(refused([{ name: "nope", weight: 1 }])).toBe('unknown LoRA "nope"');
+    expect(refused([{ name: "nope", weight: 1 }])).toBe('unknown LoRA "nope"; available: style, texture');
     expect(refused([{ name: "broken", weight: 1 }])).toMatch(/^LoRA "broken" cannot be used: /);
     expect(refused([{ name: "style", weight: 1 }, { name: "style", weight: 2 }])).toBe('LoRA "style" is listed twice');
     const adapter = await registry.open("style");

@@ -6,12 +6,13 @@ import { parseOnnxModel } from "../../../gpu-node/lora/onnx-graph.js";
 import { createOnnxMatMul } from "../../../gpu-node/lora/onnx-matmul.kernel.js";
 import type { OnnxMatMul } from "../../../gpu-node/lora/onnx-matmul.kernel.js";
 import { parseSafetensors } from "../../../gpu-node/lora/safetensors.reader.js";
+import { OnnxBackend } from "../../../gpu-node/pipeline/backends/onnx.backend.js";
 import { encodeSafetensors, fixtureRng, lohaModule, loraModule, TINY_MODULES } from "../../helpers/lora-fixtures.js";
 
 describe("onnxruntime MatMul kernel", () => {
   let kernel: OnnxMatMul;
   beforeAll(async () => {
-    kernel = await createOnnxMatMul({ threads: 1 });
+    kernel = await createOnnxMatMul(new OnnxBackend({ intraOpThreads: 1, graphOptimizationLevel: "all", device: "cpu" }));
   });
   afterAll(async () => {
     await kernel.release();

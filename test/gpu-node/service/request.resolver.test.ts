@@ -12,6 +12,10 @@ const ctx: ResolveContext = {
   native: { width: 512, height: 512 },
   defaultScheduler: resolveScheduler("PNDMScheduler")!,
   drawSeed: () => 42,
+  loras: new Map([
+    ["style", { name: "style", error: null }],
+    ["broken", { name: "broken", error: "broken.safetensors: data runs past the end of the file" }],
+  ]),
 };
 type RequestFields = Partial<Omit<GenerateRequest, "$typeName" | "$unknown">>;
 const request = (init: RequestFields = {}): GenerateRequest => create(GenerateRequestSchema, { taskId: "t1", prompt: "a cat", ...init });
@@ -102,7 +106,13 @@ describe("resolveGenerateRequest", () => {
     expect(errorOf({ seed: 1.5 })).toMatch(/seed/);
     expect(errorOf({ seed: -1 })).toMatch(/seed/);
     expect(errorOf({ initImage: new Uint8Array(0) })).toMatch(/init_image is empty/);
-    expect(errorOf({ loras: [create(LoraWeightSchema, { name: " ", weight: 1 })] })).toMatch(/LoRA/);
+    const lora = (name: string, weight = 1) => create(LoraWeightSchema, { name, weight });
+    expect(errorOf({ loras: [lora(" ")] })).toBe("a LoRA entry has an empty name");
+    expect(errorOf({ loras: [lora("nope")] })).toBe('unknown LoRA "nope"; available: style');
+    expect(errorOf({ loras: [lora("nope")] }, { ...ctx, loras: new Map() })).toBe('unknown LoRA "nope": this node has no usable LoRA adapters');
+    expect(errorOf({ loras: [lora("broken")] })).toBe('LoRA "broken" cannot be used: broken.safetensors: data runs past the end of the file');
+    expect(errorOf({ loras: [lora("style"), lora("style", 0.5)] })).toBe('LoRA "style" is listed twice');
+    expect(errorOf({ loras: [lora("style", Number.POSITIVE_INFINITY)] })).toBe('LoRA "style" has a weight that is not a number');
     const small = { ...ctx, limits: { ...ctx.limits, max_init_image_bytes: 4 } };
     expect(errorOf({ initImage: new Uint8Array(5) }, small)).toMatch(/init_image is 5 bytes; the limit is 4/);
   });

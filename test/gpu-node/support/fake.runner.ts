@@ -2,13 +2,22 @@
 // real PNG/JPEG bytes from sharp, and the contract's errors. The contract suite uses the real runner instead.
 import sharp from "sharp";
 import { DomainError } from "../../../shared/errors/error-codes.js";
-import type { GenerateOutput, GenerateParams, PipelineRunner, PipelineStatus } from "../../../gpu-node/pipeline/pipeline.types.js";
+import type {
+  GenerateOutput,
+  GenerateParams,
+  LoraAdapterInfo,
+  LoraCacheStats,
+  PipelineRunner,
+  PipelineStatus,
+} from "../../../gpu-node/pipeline/pipeline.types.js";
 
 export interface FakeRunnerOptions {
   stepMs?: number;
   native?: number;
   /** Makes the next generate() reject with this error. */
   failWith?: Error;
+  /** What loras() lists (it applies none of them). */
+  loras?: LoraAdapterInfo[];
 }
 
 export class FakeRunner implements PipelineRunner {
@@ -16,11 +25,17 @@ export class FakeRunner implements PipelineRunner {
   stepMs: number;
   failWith: Error | undefined;
   private readonly native: number;
+  private readonly adapters: LoraAdapterInfo[];
 
   constructor(options: FakeRunnerOptions = {}) {
     this.stepMs = options.stepMs ?? 5;
     this.native = options.native ?? 64;
     this.failWith = options.failWith;
+    this.adapters = options.loras ?? [];
+  }
+
+  loras(): { adapters: LoraAdapterInfo[]; cache: LoraCacheStats } {
+    return { adapters: this.adapters, cache: { entries: 0, bytes: 0, limitBytes: 0 } };
   }
 
   status(): PipelineStatus {

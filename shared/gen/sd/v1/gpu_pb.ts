@@ -17,7 +17,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file sd/v1/gpu.proto.
  */
 export const file_sd_v1_gpu: GenFile = /*@__PURE__*/
-  fileDesc("Cg9zZC92MS9ncHUucHJvdG8SBXNkLnYxIioKCkxvcmFXZWlnaHQSDAoEbmFtZRgBIAEoCRIOCgZ3ZWlnaHQYAiABKAEikAQKD0dlbmVyYXRlUmVxdWVzdBIPCgd0YXNrX2lkGAEgASgJEg4KBnByb21wdBgCIAEoCRIcCg9uZWdhdGl2ZV9wcm9tcHQYAyABKAlIAIgBARISCgV3aWR0aBgEIAEoDUgBiAEBEhMKBmhlaWdodBgFIAEoDUgCiAEBEhcKCm51bV9pbWFnZXMYBiABKA1IA4gBARIgChNudW1faW5mZXJlbmNlX3N0ZXBzGAcgASgNSASIAQESGwoOZ3VpZGFuY2Vfc2NhbGUYCCABKAFIBYgBARIVCghzdHJlbmd0aBgJIAEoAUgGiAEBEhYKCXNjaGVkdWxlchgKIAEoCUgHiAEBEhEKBHNlZWQYCyABKAFICIgBARIXCgppbml0X2ltYWdlGAwgASgMSAmIAQESKgoNb3V0cHV0X2Zvcm1hdBgNIAEoDjITLnNkLnYxLk91dHB1dEZvcm1hdBIgCgVsb3JhcxgOIAMoCzIRLnNkLnYxLkxvcmFXZWlnaHRCEgoQX25lZ2F0aXZlX3Byb21wdEIICgZfd2lkdGhCCQoHX2hlaWdodEINCgtfbnVtX2ltYWdlc0IWChRfbnVtX2luZmVyZW5jZV9zdGVwc0IRCg9fZ3VpZGFuY2Vfc2NhbGVCCwoJX3N0cmVuZ3RoQgwKCl9zY2hlZHVsZXJCBwoFX3NlZWRCDQoLX2luaXRfaW1hZ2Ui+QEKDUdlbmVyYXRlRXZlbnQSDwoHdGFza19pZBgBIAEoCRIfCgZxdWV1ZWQYCiABKAsyDS5zZC52MS5RdWV1ZWRIABIhCgdzdGFydGVkGAsgASgLMg4uc2QudjEuU3RhcnRlZEgAEiMKCHByb2dyZXNzGAwgASgLMg8uc2QudjEuUHJvZ3Jlc3NIABIdCgVpbWFnZRgNIAEoCzIMLnNkLnYxLkltYWdlSAASJQoJY29tcGxldGVkGA4gASgLMhAuc2QudjEuQ29tcGxldGVkSAASHwoGZmFpbGVkGA8gASgLMg0uc2QudjEuRmFpbGVkSABCBwoFZXZlbnQiGgoGUXVldWVkEhAKCHBvc2l0aW9uGAEgASgNInIKB1N0YXJ0ZWQSDAoEc2VlZBgBIAEoARITCgt0b3RhbF9zdGVwcxgCIAEoDRINCgV3aWR0aBgDIAEoDRIOCgZoZWlnaHQYBCABKA0SEgoKbnVtX2ltYWdlcxgFIAEoDRIRCglzY2hlZHVsZXIYBiABKAkiJwoIUHJvZ3Jlc3MSDAoEc3RlcBgBIAEoDRINCgV0b3RhbBgCIAEoDSJlCgVJbWFnZRINCgVpbmRleBgBIAEoDRILCgN1cmwYAiABKAkSCwoDa2V5GAMgASgJEhQKDGNvbnRlbnRfdHlwZRgEIAEoCRINCgV3aWR0aBgFIAEoDRIOCgZoZWlnaHQYBiABKA0ieAoHVGltaW5ncxIQCgh0b3RhbF9tcxgBIAEoARIQCghxdWV1ZV9tcxgCIAEoARITCgtwaXBlbGluZV9tcxgDIAEoARIOCgZvcnRfbXMYBCABKAESEQoJZW5jb2RlX21zGAUgASgBEhEKCXVwbG9hZF9tcxgGIAEoASKDAQoJQ29tcGxldGVkEgwKBHVybHMYASADKAkSDAoEa2V5cxgCIAMoCRIMCgRzZWVkGAMgASgBEh8KB3RpbWluZ3MYBCABKAsyDi5zZC52MS5UaW1pbmdzEhEKCXN0ZXBzX3J1bhgFIAEoDRIYChBwcm9tcHRfdHJ1bmNhdGVkGAYgASgIIk0KBkZhaWxlZBIMCgRjb2RlGAEgASgJEhEKCWdycGNfY29kZRgCIAEoBRIPCgdtZXNzYWdlGAMgASgJEhEKCXJldHJ5YWJsZRgEIAEoCCIgCg1DYW5jZWxSZXF1ZXN0Eg8KB3Rhc2tfaWQYASABKAkiNwoOQ2FuY2VsUmVzcG9uc2USJQoHb3V0Y29tZRgBIAEoDjIULnNkLnYxLkNhbmNlbE91dGNvbWUiEgoQR2V0U3RhdHVzUmVxdWVzdCL8AQoKTm9kZVN0YXR1cxIPCgdub2RlX2lkGAEgASgJEg8KB3ZlcnNpb24YAiABKAkSFAoMbW9kZWxfbG9hZGVkGAMgASgIEhIKCm1vZGVsX25hbWUYBCABKAkSEwoLcXVldWVfZGVwdGgYBSABKA0SEAoIY2FwYWNpdHkYBiABKA0SEwoLY29uY3VycmVuY3kYByABKA0SGAoQcnVubmluZ190YXNrX2lkcxgIIAMoCRIMCgRidXN5GAkgASgIEhEKCWFjY2VwdGluZxgKIAEoCBIUCgxuYXRpdmVfd2lkdGgYCyABKA0SFQoNbmF0aXZlX2hlaWdodBgMIAEoDSpcCgxPdXRwdXRGb3JtYXQSHQoZT1VUUFVUX0ZPUk1BVF9VTlNQRUNJRklFRBAAEhUKEU9VVFBVVF9GT1JNQVRfUE5HEAESFgoST1VUUFVUX0ZPUk1BVF9KUEVHEAIqrwEKDUNhbmNlbE91dGNvbWUSHgoaQ0FOQ0VMX09VVENPTUVfVU5TUEVDSUZJRUQQABIcChhDQU5DRUxfT1VUQ09NRV9OT1RfRk9VTkQQARIcChhDQU5DRUxfT1VUQ09NRV9DQU5DRUxMRUQQAhIdChlDQU5DRUxfT1VUQ09NRV9DQU5DRUxMSU5HEAMSIwofQ0FOQ0VMX09VVENPTUVfQUxSRUFEWV9GSU5JU0hFRBAEMrUBCgdHcHVOb2RlEjoKCEdlbmVyYXRlEhYuc2QudjEuR2VuZXJhdGVSZXF1ZXN0GhQuc2QudjEuR2VuZXJhdGVFdmVudDABEjUKBkNhbmNlbBIULnNkLnYxLkNhbmNlbFJlcXVlc3QaFS5zZC52MS5DYW5jZWxSZXNwb25zZRI3CglHZXRTdGF0dXMSFy5zZC52MS5HZXRTdGF0dXNSZXF1ZXN0GhEuc2QudjEuTm9kZVN0YXR1c2IGcHJvdG8z");
+  fileDesc("Cg9zZC92MS9ncHUucHJvdG8SBXNkLnYxIioKCkxvcmFXZWlnaHQSDAoEbmFtZRgBIAEoCRIOCgZ3ZWlnaHQYAiABKAEikAQKD0dlbmVyYXRlUmVxdWVzdBIPCgd0YXNrX2lkGAEgASgJEg4KBnByb21wdBgCIAEoCRIcCg9uZWdhdGl2ZV9wcm9tcHQYAyABKAlIAIgBARISCgV3aWR0aBgEIAEoDUgBiAEBEhMKBmhlaWdodBgFIAEoDUgCiAEBEhcKCm51bV9pbWFnZXMYBiABKA1IA4gBARIgChNudW1faW5mZXJlbmNlX3N0ZXBzGAcgASgNSASIAQESGwoOZ3VpZGFuY2Vfc2NhbGUYCCABKAFIBYgBARIVCghzdHJlbmd0aBgJIAEoAUgGiAEBEhYKCXNjaGVkdWxlchgKIAEoCUgHiAEBEhEKBHNlZWQYCyABKAFICIgBARIXCgppbml0X2ltYWdlGAwgASgMSAmIAQESKgoNb3V0cHV0X2Zvcm1hdBgNIAEoDjITLnNkLnYxLk91dHB1dEZvcm1hdBIgCgVsb3JhcxgOIAMoCzIRLnNkLnYxLkxvcmFXZWlnaHRCEgoQX25lZ2F0aXZlX3Byb21wdEIICgZfd2lkdGhCCQoHX2hlaWdodEINCgtfbnVtX2ltYWdlc0IWChRfbnVtX2luZmVyZW5jZV9zdGVwc0IRCg9fZ3VpZGFuY2Vfc2NhbGVCCwoJX3N0cmVuZ3RoQgwKCl9zY2hlZHVsZXJCBwoFX3NlZWRCDQoLX2luaXRfaW1hZ2Ui+QEKDUdlbmVyYXRlRXZlbnQSDwoHdGFza19pZBgBIAEoCRIfCgZxdWV1ZWQYCiABKAsyDS5zZC52MS5RdWV1ZWRIABIhCgdzdGFydGVkGAsgASgLMg4uc2QudjEuU3RhcnRlZEgAEiMKCHByb2dyZXNzGAwgASgLMg8uc2QudjEuUHJvZ3Jlc3NIABIdCgVpbWFnZRgNIAEoCzIMLnNkLnYxLkltYWdlSAASJQoJY29tcGxldGVkGA4gASgLMhAuc2QudjEuQ29tcGxldGVkSAASHwoGZmFpbGVkGA8gASgLMg0uc2QudjEuRmFpbGVkSABCBwoFZXZlbnQiGgoGUXVldWVkEhAKCHBvc2l0aW9uGAEgASgNInIKB1N0YXJ0ZWQSDAoEc2VlZBgBIAEoARITCgt0b3RhbF9zdGVwcxgCIAEoDRINCgV3aWR0aBgDIAEoDRIOCgZoZWlnaHQYBCABKA0SEgoKbnVtX2ltYWdlcxgFIAEoDRIRCglzY2hlZHVsZXIYBiABKAkiJwoIUHJvZ3Jlc3MSDAoEc3RlcBgBIAEoDRINCgV0b3RhbBgCIAEoDSJlCgVJbWFnZRINCgVpbmRleBgBIAEoDRILCgN1cmwYAiABKAkSCwoDa2V5GAMgASgJEhQKDGNvbnRlbnRfdHlwZRgEIAEoCRINCgV3aWR0aBgFIAEoDRIOCgZoZWlnaHQYBiABKA0iiQEKB1RpbWluZ3MSEAoIdG90YWxfbXMYASABKAESEAoIcXVldWVfbXMYAiABKAESEwoLcGlwZWxpbmVfbXMYAyABKAESDgoGb3J0X21zGAQgASgBEhEKCWVuY29kZV9tcxgFIAEoARIRCgl1cGxvYWRfbXMYBiABKAESDwoHbG9yYV9tcxgHIAEoASKDAQoJQ29tcGxldGVkEgwKBHVybHMYASADKAkSDAoEa2V5cxgCIAMoCRIMCgRzZWVkGAMgASgBEh8KB3RpbWluZ3MYBCABKAsyDi5zZC52MS5UaW1pbmdzEhEKCXN0ZXBzX3J1bhgFIAEoDRIYChBwcm9tcHRfdHJ1bmNhdGVkGAYgASgIIk0KBkZhaWxlZBIMCgRjb2RlGAEgASgJEhEKCWdycGNfY29kZRgCIAEoBRIPCgdtZXNzYWdlGAMgASgJEhEKCXJldHJ5YWJsZRgEIAEoCCIgCg1DYW5jZWxSZXF1ZXN0Eg8KB3Rhc2tfaWQYASABKAkiNwoOQ2FuY2VsUmVzcG9uc2USJQoHb3V0Y29tZRgBIAEoDjIULnNkLnYxLkNhbmNlbE91dGNvbWUiEgoQR2V0U3RhdHVzUmVxdWVzdCL8AQoKTm9kZVN0YXR1cxIPCgdub2RlX2lkGAEgASgJEg8KB3ZlcnNpb24YAiABKAkSFAoMbW9kZWxfbG9hZGVkGAMgASgIEhIKCm1vZGVsX25hbWUYBCABKAkSEwoLcXVldWVfZGVwdGgYBSABKA0SEAoIY2FwYWNpdHkYBiABKA0SEwoLY29uY3VycmVuY3kYByABKA0SGAoQcnVubmluZ190YXNrX2lkcxgIIAMoCRIMCgRidXN5GAkgASgIEhEKCWFjY2VwdGluZxgKIAEoCBIUCgxuYXRpdmVfd2lkdGgYCyABKA0SFQoNbmF0aXZlX2hlaWdodBgMIAEoDSISChBMaXN0TG9yYXNSZXF1ZXN0IooCCghMb3JhSW5mbxIMCgRuYW1lGAEgASgJEgwKBGtpbmQYAiABKAkSFwoPbWF0Y2hlZF9tb2R1bGVzGAMgASgNEhYKDnVubWF0Y2hlZF9rZXlzGAQgASgNEh4KFnVubWF0Y2hlZF9rZXlfZXhhbXBsZXMYBSADKAkSGAoQdW5zdXBwb3J0ZWRfa2V5cxgGIAEoDRIVCg10cmlnZ2VyX3dvcmRzGAcgAygJEhsKDnN0YXJ0dXBfd2VpZ2h0GAggASgBSACIAQESEgoFZXJyb3IYCSABKAlIAYgBARISCgpzaXplX2J5dGVzGAogASgBQhEKD19zdGFydHVwX3dlaWdodEIICgZfZXJyb3IiRgoPTG9yYUNhY2hlU3RhdHVzEg8KB2VudHJpZXMYASABKA0SDQoFYnl0ZXMYAiABKAESEwoLbGltaXRfYnl0ZXMYAyABKAEiWgoRTGlzdExvcmFzUmVzcG9uc2USHgoFbG9yYXMYASADKAsyDy5zZC52MS5Mb3JhSW5mbxIlCgVjYWNoZRgCIAEoCzIWLnNkLnYxLkxvcmFDYWNoZVN0YXR1cypcCgxPdXRwdXRGb3JtYXQSHQoZT1VUUFVUX0ZPUk1BVF9VTlNQRUNJRklFRBAAEhUKEU9VVFBVVF9GT1JNQVRfUE5HEAESFgoST1VUUFVUX0ZPUk1BVF9KUEVHEAIqrwEKDUNhbmNlbE91dGNvbWUSHgoaQ0FOQ0VMX09VVENPTUVfVU5TUEVDSUZJRUQQABIcChhDQU5DRUxfT1VUQ09NRV9OT1RfRk9VTkQQARIcChhDQU5DRUxfT1VUQ09NRV9DQU5DRUxMRUQQAhIdChlDQU5DRUxfT1VUQ09NRV9DQU5DRUxMSU5HEAMSIwofQ0FOQ0VMX09VVENPTUVfQUxSRUFEWV9GSU5JU0hFRBAEMvUBCgdHcHVOb2RlEjoKCEdlbmVyYXRlEhYuc2QudjEuR2VuZXJhdGVSZXF1ZXN0GhQuc2QudjEuR2VuZXJhdGVFdmVudDABEjUKBkNhbmNlbBIULnNkLnYxLkNhbmNlbFJlcXVlc3QaFS5zZC52MS5DYW5jZWxSZXNwb25zZRI3CglHZXRTdGF0dXMSFy5zZC52MS5HZXRTdGF0dXNSZXF1ZXN0GhEuc2QudjEuTm9kZVN0YXR1cxI+CglMaXN0TG9yYXMSFy5zZC52MS5MaXN0TG9yYXNSZXF1ZXN0Ghguc2QudjEuTGlzdExvcmFzUmVzcG9uc2ViBnByb3RvMw");
 
 /**
  * @generated from message sd.v1.LoraWeight
@@ -129,7 +129,9 @@ export type GenerateRequest = Message<"sd.v1.GenerateRequest"> & {
   outputFormat: OutputFormat;
 
   /**
-   * Adapters by configured name (applied by a later issue; passed to the pipeline as they are).
+   * Adapters by name (a file stem in the node's lora.models_dir, see ListLoras), merged into the UNet and text
+   * encoder for this task only, on top of the node's start-up adapters (naming one of those sets its weight for
+   * this task; weight 0 turns it off). An unknown or unusable name ends the task with failed{invalid_argument}.
    *
    * @generated from field: repeated sd.v1.LoraWeight loras = 14;
    */
@@ -371,6 +373,14 @@ export type Timings = Message<"sd.v1.Timings"> & {
    * @generated from field: double upload_ms = 6;
    */
   uploadMs: number;
+
+  /**
+   * Part of pipeline_ms spent merging LoRA adapters and creating their sessions; 0 when the adapter set's
+   * sessions were cached (or the task used none).
+   *
+   * @generated from field: double lora_ms = 7;
+   */
+  loraMs: number;
 };
 
 /**
@@ -590,6 +600,152 @@ export const NodeStatusSchema: GenMessage<NodeStatus> = /*@__PURE__*/
   messageDesc(file_sd_v1_gpu, 13);
 
 /**
+ * @generated from message sd.v1.ListLorasRequest
+ */
+export type ListLorasRequest = Message<"sd.v1.ListLorasRequest"> & {
+};
+
+/**
+ * Describes the message sd.v1.ListLorasRequest.
+ * Use `create(ListLorasRequestSchema)` to create a new message.
+ */
+export const ListLorasRequestSchema: GenMessage<ListLorasRequest> = /*@__PURE__*/
+  messageDesc(file_sd_v1_gpu, 14);
+
+/**
+ * @generated from message sd.v1.LoraInfo
+ */
+export type LoraInfo = Message<"sd.v1.LoraInfo"> & {
+  /**
+   * The file stem; what GenerateRequest.loras names.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * "lora", "loha", "mixed" (both in one file) or "none" (nothing this node can apply).
+   *
+   * @generated from field: string kind = 2;
+   */
+  kind: string;
+
+  /**
+   * Modules that land on a weight of the node's UNet or text encoder.
+   *
+   * @generated from field: uint32 matched_modules = 3;
+   */
+  matchedModules: number;
+
+  /**
+   * Module keys that match no weight of the model (e.g. SDXL keys on an SD 1.5 model), and the first few of them.
+   *
+   * @generated from field: uint32 unmatched_keys = 4;
+   */
+  unmatchedKeys: number;
+
+  /**
+   * @generated from field: repeated string unmatched_key_examples = 5;
+   */
+  unmatchedKeyExamples: string[];
+
+  /**
+   * Keys of algorithms this node does not apply (LoKr, DoRA, ...) or of weights it cannot patch.
+   *
+   * @generated from field: uint32 unsupported_keys = 6;
+   */
+  unsupportedKeys: number;
+
+  /**
+   * Prepended to the prompt of every task that applies the adapter (configured for start-up adapters).
+   *
+   * @generated from field: repeated string trigger_words = 7;
+   */
+  triggerWords: string[];
+
+  /**
+   * Set for a start-up adapter (lora.models / lora.models_list): the weight applied to every task.
+   *
+   * @generated from field: optional double startup_weight = 8;
+   */
+  startupWeight?: number | undefined;
+
+  /**
+   * Why the adapter cannot be used (malformed file, an adapter for another base model); unset when it can.
+   *
+   * @generated from field: optional string error = 9;
+   */
+  error?: string | undefined;
+
+  /**
+   * Size of the .safetensors file. A double for the same reason as GenerateRequest.seed.
+   *
+   * @generated from field: double size_bytes = 10;
+   */
+  sizeBytes: number;
+};
+
+/**
+ * Describes the message sd.v1.LoraInfo.
+ * Use `create(LoraInfoSchema)` to create a new message.
+ */
+export const LoraInfoSchema: GenMessage<LoraInfo> = /*@__PURE__*/
+  messageDesc(file_sd_v1_gpu, 15);
+
+/**
+ * The sessions with merged adapters the node keeps (LRU, bounded by lora.cache_mb).
+ *
+ * @generated from message sd.v1.LoraCacheStatus
+ */
+export type LoraCacheStatus = Message<"sd.v1.LoraCacheStatus"> & {
+  /**
+   * @generated from field: uint32 entries = 1;
+   */
+  entries: number;
+
+  /**
+   * Estimated memory of the cached sessions (their copies of the patched models' weights) and the bound.
+   *
+   * @generated from field: double bytes = 2;
+   */
+  bytes: number;
+
+  /**
+   * @generated from field: double limit_bytes = 3;
+   */
+  limitBytes: number;
+};
+
+/**
+ * Describes the message sd.v1.LoraCacheStatus.
+ * Use `create(LoraCacheStatusSchema)` to create a new message.
+ */
+export const LoraCacheStatusSchema: GenMessage<LoraCacheStatus> = /*@__PURE__*/
+  messageDesc(file_sd_v1_gpu, 16);
+
+/**
+ * @generated from message sd.v1.ListLorasResponse
+ */
+export type ListLorasResponse = Message<"sd.v1.ListLorasResponse"> & {
+  /**
+   * @generated from field: repeated sd.v1.LoraInfo loras = 1;
+   */
+  loras: LoraInfo[];
+
+  /**
+   * @generated from field: sd.v1.LoraCacheStatus cache = 2;
+   */
+  cache?: LoraCacheStatus | undefined;
+};
+
+/**
+ * Describes the message sd.v1.ListLorasResponse.
+ * Use `create(ListLorasResponseSchema)` to create a new message.
+ */
+export const ListLorasResponseSchema: GenMessage<ListLorasResponse> = /*@__PURE__*/
+  messageDesc(file_sd_v1_gpu, 17);
+
+/**
  * @generated from enum sd.v1.OutputFormat
  */
 export enum OutputFormat {
@@ -697,6 +853,17 @@ export const GpuNode: GenService<{
     methodKind: "unary";
     input: typeof GetStatusRequestSchema;
     output: typeof NodeStatusSchema;
+  },
+  /**
+   * The LoRA / LoHA adapters this node can apply (its lora.models_dir and start-up adapters), checked against
+   * its model at start-up; from memory, like GetStatus.
+   *
+   * @generated from rpc sd.v1.GpuNode.ListLoras
+   */
+  listLoras: {
+    methodKind: "unary";
+    input: typeof ListLorasRequestSchema;
+    output: typeof ListLorasResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_sd_v1_gpu, 0);
