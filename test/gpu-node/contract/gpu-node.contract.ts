@@ -2,19 +2,22 @@
 // adapters (grpc.contract.test.ts: grpc-js; connect.contract.test.ts: gRPC-web over fetch). Everything is real:
 // the tiny ONNX model in its worker thread, s3rver for storage, loopback sockets.
 import { randomUUID } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pino } from "pino";
 import sharp from "sharp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseConfig, type Config } from "../../../shared/config/config.schema.js";
-import { CancelOutcome, OutputFormat, type GenerateEvent, type GenerateRequest } from "../../../shared/gen/sd/v1/gpu_pb.js";
+import { create } from "@bufbuild/protobuf";
+import { CancelOutcome, LoraWeightSchema, OutputFormat, type GenerateEvent, type GenerateRequest } from "../../../shared/gen/sd/v1/gpu_pb.js";
+import { readImage } from "../../../gpu-node/pipeline/image/image.codec.js";
 import { startGpuNode, type RunningGpuNode } from "../../../gpu-node/app/gpu-node.app.js";
 import { startS3rver, type RunningS3rver } from "../../../gpu-node/dev/s3rver.server.js";
 import { createPipelineRunner } from "../../../gpu-node/pipeline/pipeline.host.js";
 import type { PipelineRunner } from "../../../gpu-node/pipeline/pipeline.types.js";
 import type { GpuClient } from "../../../edge/gpu/gpu-client.port.js";
+import { encodeSafetensors, fixtureRng, loraModule, TINY_MODULES, writeSafetensors } from "../../helpers/lora-fixtures.js";
 
 export interface ContractTarget {
   /** A client of `node`'s listener under test, sending `tierSecret` (none when null). */
@@ -102,7 +105,18 @@ export function describeGpuNodeContract(listener: string, target: ContractTarget
     beforeAll(async () => {
       dataDir = mkdtempSync(join(tmpdir(), `gpu-contract-${listener}-`));
       s3 = await startS3rver({ directory: join(dataDir, "s3") });
+      // One usable adapter (with a key of a module the tiny model lacks) and one truncated file.
+      const loras = join(dataDir, "loras");
+      mkdirSync(loras);
+      const rng = fixtureRng(21);
+      await writeSafetensors(join(loras, "style.safetensors"), {
+        ...loraModule(TINY_MODULES.unet.to_q, { rank: 4, rng }),
+        ...loraModule(TINY_MODULES.unet.conv1, { rank: 4, rng }),
+        ...loraModule({ ...TINY_MODULES.unet.to_q, key: "lora_unet_down_blocks_9_attentions_0_proj_in" }, { rank: 4, rng }),
+      });
+      writeFileSync(join(loras, "broken.safetensors"), encodeSafetensors(loraModule(TINY_MODULES.unet.to_q, { rank: 2, rng })).subarray(0, 64));
       config = parseConfig({
+        lora: { models_dir: loras },
         tier_secret: SECRET,
         minio: { endpoint: s3.endpoint, bucket: "contract-images" },
         gpu_node: { grpc_port: 0, web_port: 0, metrics_port: 0, queue_capacity: 1, result_ttl_seconds: 600 },
@@ -283,12 +297,52 @@ export function describeGpuNodeContract(listener: string, target: ContractTarget
       await collect({ [Symbol.asyncIterator]: () => waitingEvents });
     });
 
+    it("lists its LoRA adapters and applies one to the task that names it, and to no other", async () => {
+      const listed = await client.loras();
+      expect(listed.loras.map((l) => l.name)).toEqual(["broken", "style"]);
+      expect(listed.loras[1]).toMatchObject({
+        name: "style",
+        kind: "lora",
+        matchedModules: 2,
+        unmatchedKeys: 1,
+        unmatchedKeyExamples: ["lora_unet_down_blocks_9_attentions_0_proj_in"],
+        unsupportedKeys: 0,
+        triggerWords: [],
+      });
+      expect(listed.loras[1].error).toBeUndefined();
+      expect(listed.loras[1].startupWeight).toBeUndefined();
+      expect(listed.loras[1].sizeBytes).toBeGreaterThan(0);
+      expect(listed.loras[0].error).toMatch(/broken\.safetensors/);
+      expect(listed.cache).toMatchObject({ entries: 0, bytes: 0, limitBytes: 4096 * 2 ** 20 });
+
+      const pixels = async (url: string) => (await readImage(new Uint8Array(await (await fetch(url)).arrayBuffer()))).data;
+      const before = completedOf(await collect(client.generate(request({ seed: 31 }))));
+      const styled = completedOf(await collect(client.generate(request({ seed: 31, loras: [create(LoraWeightSchema, { name: "style", weight: 1 })] }))));
+      const after = completedOf(await collect(client.generate(request({ seed: 31 }))));
+      expect(styled.timings?.loraMs).toBeGreaterThan(0);
+      expect(after.timings?.loraMs).toBe(0);
+      const [a, b, c] = await Promise.all([before, styled, after].map((done) => pixels(done.urls[0])));
+      expect(b).not.toEqual(a);
+      expect(c).toEqual(a);
+      expect((await client.loras()).cache?.entries).toBe(1);
+
+      for (const [name, message] of [
+        ["nope", 'unknown LoRA "nope"; available: style'],
+        ["broken", /^LoRA "broken" cannot be used: /],
+      ] as const) {
+        const failed = failedOf(await collect(client.generate(request({ loras: [create(LoraWeightSchema, { name, weight: 1 })] }))));
+        expect(failed).toMatchObject({ code: "invalid_argument", grpcCode: 3, retryable: false });
+        expect(failed.message).toMatch(message);
+      }
+    });
+
     it("requires the tier secret on every call", async () => {
       for (const secret of [null, "wrong-secret"]) {
         const stranger = target.client(node, secret);
         try {
           await expect(stranger.status()).rejects.toMatchObject({ code: "unauthenticated", grpcCode: 16 });
           await expect(stranger.cancel("x")).rejects.toMatchObject({ code: "unauthenticated" });
+          await expect(stranger.loras()).rejects.toMatchObject({ code: "unauthenticated" });
           await expect(collect(stranger.generate(request()))).rejects.toMatchObject({ code: "unauthenticated" });
         } finally {
           stranger.close();
