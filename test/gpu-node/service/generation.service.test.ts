@@ -3,9 +3,10 @@ import { pino } from "pino";
 import { afterEach, describe, expect, it } from "vitest";
 import { parseConfig } from "../../../shared/config/config.schema.js";
 import { DomainError } from "../../../shared/errors/error-codes.js";
-import { CancelOutcome, GenerateRequestSchema, type GenerateEvent } from "../../../shared/gen/sd/v1/gpu_pb.js";
+import { CancelOutcome, GenerateRequestSchema, LoraWeightSchema, type GenerateEvent } from "../../../shared/gen/sd/v1/gpu_pb.js";
 import { resolveScheduler } from "../../../shared/schedulers/scheduler-names.js";
 import { GenerationService, type GenerationObserver } from "../../../gpu-node/service/generation.service.js";
+import type { LoraAdapterInfo } from "../../../gpu-node/pipeline/pipeline.types.js";
 import { FakeRunner } from "../support/fake.runner.js";
 import { MemoryStore } from "../support/memory.store.js";
 
@@ -33,9 +34,22 @@ class RecordingObserver implements GenerationObserver {
 }
 
 const services: GenerationService[] = [];
+const STYLE: LoraAdapterInfo = {
+  name: "style",
+  kind: "lora",
+  sizeBytes: 1234,
+  matchedModules: 3,
+  unmatchedKeys: Array.from({ length: 12 }, (_, i) => `lora_te2_key_${i}`),
+  unsupportedKeys: [{ key: "lora_unet_x", reason: "not LoRA or LoHA (parts: lokr_w1)" }],
+  triggerWords: ["ink"],
+  startupWeight: 0.5,
+  error: null,
+};
+const BROKEN: LoraAdapterInfo = { ...STYLE, name: "broken", kind: "none", matchedModules: 0, unmatchedKeys: [], unsupportedKeys: [], triggerWords: [], startupWeight: null, error: "broken.safetensors: truncated" };
+
 function setup(overrides: Record<string, unknown> = {}) {
   const config = parseConfig({ gpu_node: { queue_capacity: 2 }, ...overrides });
-  const runner = new FakeRunner({ stepMs: 2 });
+  const runner = new FakeRunner({ stepMs: 2, loras: [BROKEN, STYLE] });
   const store = new MemoryStore();
   const observer = new RecordingObserver();
   const service = new GenerationService({
@@ -147,6 +161,41 @@ describe("GenerationService", () => {
     expect([...store.objects.keys()].some((key) => key.includes("/long/"))).toBe(false);
     expect((await collect(waiting)).at(-1)?.case).toBe("completed");
     expect(service.status()).toMatchObject({ queueDepth: 0, runningTaskIds: [], busy: false });
+  });
+
+  it("lists the pipeline's LoRA adapters without node paths, a few unmatched keys as examples", () => {
+    const { service } = setup();
+    const listed = service.listLoras();
+    expect(listed.loras.map((l) => l.name)).toEqual(["broken", "style"]);
+    expect(listed.loras[1]).toMatchObject({
+      name: "style",
+      kind: "lora",
+      sizeBytes: 1234,
+      matchedModules: 3,
+      unmatchedKeys: 12,
+      unmatchedKeyExamples: STYLE.unmatchedKeys.slice(0, 10),
+      unsupportedKeys: 1,
+      triggerWords: ["ink"],
+      startupWeight: 0.5,
+    });
+    expect(listed.loras[1].error).toBeUndefined();
+    expect(listed.loras[0]).toMatchObject({ error: "broken.safetensors: truncated" });
+    expect(listed.loras[0].startupWeight).toBeUndefined();
+  });
+
+  it("refuses a task naming an unknown or broken adapter when it arrives, without queueing it", async () => {
+    const { service, runner } = setup();
+    for (const [name, message] of [
+      ["nope", 'unknown LoRA "nope"; available: style'],
+      ["broken", 'LoRA "broken" cannot be used: broken.safetensors: truncated'],
+    ]) {
+      const events = await collect(service.generate(request({ taskId: `t-${name}`, loras: [create(LoraWeightSchema, { name, weight: 1 })] })));
+      expect(events).toMatchObject([{ case: "failed", value: { code: "invalid_argument", message } }]);
+    }
+    expect(runner.calls).toHaveLength(0);
+    const events = await collect(service.generate(request({ taskId: "t-style", numInferenceSteps: 1, loras: [create(LoraWeightSchema, { name: "style", weight: 0.7 })] })));
+    expect(events.at(-1)?.case).toBe("completed");
+    expect(runner.calls[0].loras).toEqual([{ name: "style", weight: 0.7 }]);
   });
 
   it("refuses new tasks with unavailable after shutdown starts", async () => {
