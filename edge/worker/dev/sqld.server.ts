@@ -94,6 +94,8 @@ export async function startSqld(options: SqldOptions): Promise<RunningSqld> {
     const url = `http://${host}:${port}`;
     const child = spawn(binary, ["--db-path", options.dbPath, "--http-listen-addr", `${host}:${port}`, "--no-welcome", "--disable-metrics"], {
       stdio: ["ignore", "pipe", "pipe"],
+      // Its own process group: a terminal's Ctrl-C reaches the owner, which stops sqld last (after its users).
+      detached: true,
       env: { PATH: process.env.PATH, HOME: process.env.HOME, RUST_LOG: process.env.RUST_LOG ?? "warn" },
     });
     const onLog = options.onLog;
