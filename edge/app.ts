@@ -3,6 +3,8 @@ import { API_MESSAGES } from "../shared/api/api-messages.js";
 import { createGenerateRequestSchema, generateLimitsFromConfig } from "../shared/api/generate.schema.js";
 import type { AppDeps, AppOpenAPI, Services } from "./app.types.js";
 import { TasksRepo } from "./db/tasks.repo.js";
+import { TaskOutcomes } from "./dispatch/task-outcomes.js";
+import { noopMetrics } from "./metrics/metrics.port.js";
 import { corsMiddleware } from "./middlewares/cors.middleware.js";
 import { createRouter } from "./lib/create-router.js";
 import { notFoundHandler, onError } from "./lib/error-handlers.js";
@@ -11,6 +13,7 @@ import { createDocsRouter } from "./routes/docs/docs.index.js";
 import health from "./routes/health/health.index.js";
 import tasks from "./routes/tasks/tasks.index.js";
 import { ApiKeyAuth } from "./security/api-key-auth.js";
+import { routePath } from "hono/route";
 import { TokenBucketLimiter } from "./security/token-bucket.js";
 
 // The edge HTTP app, built from injected dependencies only: the same code runs under @hono/node-server and on
@@ -32,6 +35,8 @@ export function createServices(deps: AppDeps): Services {
     gpuStatus: deps.gpuStatus,
     taskEvents: deps.taskEvents,
     tasks: new TasksRepo(deps.db, { coalesceInserts: deps.coalesceInserts ?? false }),
+    taskOutcomes: new TaskOutcomes(deps.db),
+    metrics: deps.metrics ?? noopMetrics,
     auth: new ApiKeyAuth(config.api.keys, config.api.key_header),
     rateLimiter: rate.enabled ? new TokenBucketLimiter({ capacity: rate.capacity, refillPerSecond: rate.refill_per_second }, deps.clock) : null,
     generateRequestSchema: createGenerateRequestSchema(generateLimitsFromConfig(config)),
@@ -56,8 +61,13 @@ export function createApp(deps: AppDeps): AppOpenAPI {
   app.use(async (c, next) => {
     const started = performance.now();
     await next();
+    const seconds = (performance.now() - started) / 1000;
+    // The matched pattern ("/api/v1/tasks/:task_id") keeps the label set small; unmatched paths share one label.
+    const matched = routePath(c, -1);
+    const route = matched === "*" || matched === "/*" ? "(unmatched)" : matched;
+    services.metrics.request(route, c.req.method, c.res.status, seconds);
     // Path only: the query string may carry ?api_key=.
-    logger.debug({ method: c.req.method, path: c.req.path, status: c.res.status, ms: Math.round((performance.now() - started) * 10) / 10 }, "request");
+    logger.debug({ method: c.req.method, path: c.req.path, status: c.res.status, ms: Math.round(seconds * 10_000) / 10 }, "request");
   });
   app.onError(onError);
 

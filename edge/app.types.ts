@@ -5,6 +5,8 @@ import type { Config } from "../shared/config/config.schema.js";
 import type { GenerateRequestSchema } from "../shared/api/generate.schema.js";
 import type { Database } from "./db/database.js";
 import type { TasksRepo } from "./db/tasks.repo.js";
+import type { TaskOutcomes } from "./dispatch/task-outcomes.js";
+import type { EdgeMetrics } from "./metrics/metrics.port.js";
 import type { Clock } from "./ports/clock.port.js";
 import type { DocsAssets } from "./ports/docs-assets.port.js";
 import type { GpuStatus } from "./ports/gpu-status.port.js";
@@ -26,6 +28,8 @@ export interface AppDeps {
   docsAssets?: DocsAssets;
   /** Let concurrent task inserts share commits (Node: yes; Workers: no, see TasksRepo). Default false. */
   coalesceInserts?: boolean;
+  /** Request/task/webhook metrics (prom-client on Node); none when absent. */
+  metrics?: EdgeMetrics;
 }
 
 /** What handlers and middleware reach through `c.var.services`: built once per app, not per request. */
@@ -36,6 +40,9 @@ export interface Services {
   gpuStatus: GpuStatus;
   taskEvents: TaskEvents;
   tasks: TasksRepo;
+  /** Terminal transitions (cancel) with their callback queued in the same transaction. */
+  taskOutcomes: TaskOutcomes;
+  metrics: EdgeMetrics;
   auth: ApiKeyAuth;
   /** null when api.rate_limit.enabled is false. */
   rateLimiter: TokenBucketLimiter | null;

@@ -47,6 +47,8 @@ export const tasks = sqliteTable(
     queuePosition: integer("queue_position"),
     resultUrls: text("result_urls", { mode: "json" }).$type<string[]>(),
     errorMessage: text("error_message"),
+    // Why the last attempt did not finish (a stream cut, a retryable node failure); the final error_message quotes it.
+    lastError: text("last_error"),
 
     // Dispatch bookkeeping: a claim holds a lease; an expired lease makes the task claimable again.
     attempts: integer("attempts").notNull().default(0),

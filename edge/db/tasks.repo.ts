@@ -1,4 +1,4 @@
-import { and, eq, sql } from "drizzle-orm";
+import { and, count, eq, lt, sql } from "drizzle-orm";
 import type { InitImage } from "../../shared/api/init-image.js";
 import type { Database } from "./database.js";
 import { InsertCoalescer } from "./insert-coalescer.js";
@@ -39,6 +39,7 @@ export class TasksRepo {
   readonly #selectViewForOwner;
   readonly #selectById;
   readonly #selectInitImage;
+  readonly #countPendingBefore;
 
   /**
    * coalesceInserts: concurrent creates share commits (insert-coalescer.ts). For a process that owns its
@@ -80,6 +81,11 @@ export class TasksRepo {
       .prepare();
     this.#selectById = db.select().from(tasks).where(eq(tasks.id, sql.placeholder("id"))).prepare();
     this.#selectInitImage = db.select().from(taskInitImages).where(eq(taskInitImages.taskId, sql.placeholder("id"))).prepare();
+    this.#countPendingBefore = db
+      .select({ n: count() })
+      .from(tasks)
+      .where(and(eq(tasks.status, "pending"), lt(tasks.createdAt, sql.placeholder("createdAt"))))
+      .prepare();
   }
 
   /**
@@ -101,7 +107,14 @@ export class TasksRepo {
   /** What GET shows of a task, if it exists and was created with this key (other keys' tasks do not exist for you). */
   async getViewForOwner(id: string, ownerKeyHash: string): Promise<TaskView | undefined> {
     const found = await this.#selectViewForOwner.get({ id, owner: ownerKeyHash });
-    return found ? TASK_VIEW.unpack(found.packed) : undefined;
+    if (!found) return undefined;
+    const view = TASK_VIEW.unpack(found.packed);
+    // Still in the database queue (no node has reported a place for it): the pending tasks created before it.
+    if (view.status === "pending" && view.queuePosition === null) {
+      const ahead = await this.#countPendingBefore.get({ createdAt: view.createdAt.getTime() });
+      view.queuePosition = ahead?.n ?? 0;
+    }
+    return view;
   }
 
   async getById(id: string): Promise<TaskRow | undefined> {

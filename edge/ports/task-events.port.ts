@@ -4,4 +4,6 @@
  */
 export interface TaskEvents {
   onTaskCreated(taskId: string): void | Promise<void>;
+  /** The task's row is now `cancelled`: stop its generation (`node`: where it was sent, if anywhere). */
+  onTaskCancelled?(taskId: string, node: string | null): void | Promise<void>;
 }

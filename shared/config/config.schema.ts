@@ -93,6 +93,12 @@ export const configSchema = z.object({
       secret: z.string().min(1).nullable().default(null),
       // SSRF guard: loopback, private and link-local targets are refused unless this is true.
       allow_private_targets: z.boolean().default(false),
+      // Delivery stops after this many attempts (never fewer than retry_times + 1) or once the next attempt
+      // would start later than max_retry_window_seconds after the event; delays grow from retry_interval
+      // (doubling, full jitter) up to max_backoff_seconds. The defaults keep trying for about an hour.
+      max_attempts: z.number().int().positive().default(20),
+      max_retry_window_seconds: z.number().positive().default(3600),
+      max_backoff_seconds: z.number().positive().default(600),
     })
     .prefault({}),
   server: z
@@ -140,9 +146,22 @@ export const configSchema = z.object({
     .prefault({}),
   dispatch: z
     .object({
+      // A claimed task's lease; renewed every third of it while its event stream lives. An edge that dies
+      // holding tasks delays their retry by at most this long.
       lease_seconds: z.number().positive().default(30),
+      // Attempts per task (claims that reached a node); then the task fails naming the last error.
       max_attempts: z.number().int().positive().default(3),
+      // The periodic pass: node status, expired leases, timeouts, then dispatch (new tasks go out at once anyway).
       reconcile_interval_seconds: z.number().positive().default(10),
+      // Tasks an edge sends to a node beyond its concurrency: they wait in the node's queue and start the moment a
+      // slot frees. Kept small so the database stays the queue and a dying node strands few tasks.
+      prefetch: z.number().int().min(0).default(1),
+      // At most one progress write per task per interval (the last step is always written).
+      progress_interval_ms: z.number().int().min(0).default(250),
+      // Pending tasks fail after waiting this long while no GPU node is healthy (generous: nodes restart).
+      pending_timeout_seconds: z.number().positive().default(1800),
+      // A started task whose node sends no event for this long is taken back and retried (a hung node).
+      stall_timeout_seconds: z.number().positive().default(600),
     })
     .prefault({}),
   onnx: z

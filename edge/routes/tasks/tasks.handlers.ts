@@ -1,6 +1,8 @@
 import { API_MESSAGES } from "../../../shared/api/api-messages.js";
 import type { AppRouteHandler } from "../../app.types.js";
-import type { GenerateRoute, GetTaskRoute } from "./tasks.routes.js";
+import { eq } from "drizzle-orm";
+import { tasks as tasksTable } from "../../db/schema.js";
+import type { CancelTaskRoute, GenerateRoute, GetTaskRoute } from "./tasks.routes.js";
 import { toTaskResponse } from "./task.presenter.js";
 
 // Task IDs are lowercase UUIDs (crypto.randomUUID); anything else cannot exist, so it is a 404 without a query.
@@ -52,5 +54,27 @@ export const getTask: AppRouteHandler<GetTaskRoute> = async (c) => {
   const { task_id } = c.req.valid("param");
   const row = TASK_ID.test(task_id) ? await c.var.services.tasks.getViewForOwner(task_id, c.var.ownerKeyHash) : undefined;
   if (!row) return c.json({ detail: API_MESSAGES.taskNotFound }, 404);
+  return c.json(toTaskResponse(row), 200);
+};
+
+export const cancelTask: AppRouteHandler<CancelTaskRoute> = async (c) => {
+  const { task_id } = c.req.valid("param");
+  const { tasks, taskOutcomes, taskEvents, clock, logger, metrics } = c.var.services;
+  const owner = c.var.ownerKeyHash;
+  if (!TASK_ID.test(task_id)) return c.json({ detail: API_MESSAGES.taskNotFound }, 404);
+  // The row is the truth: it is cancelled here even if its GPU node is gone; the node is told afterwards.
+  const cancelled = await taskOutcomes.finish(task_id, { status: "cancelled" }, clock.now(), eq(tasksTable.ownerKeyHash, owner));
+  if (cancelled) {
+    metrics.taskFinished("cancelled");
+    logger.info({ task_id, node: cancelled.node }, "task cancelled");
+    try {
+      await taskEvents.onTaskCancelled?.(task_id, cancelled.node);
+    } catch (err) {
+      logger.warn({ task_id, err: (err as Error).message }, "onTaskCancelled hook failed");
+    }
+  }
+  const row = await tasks.getViewForOwner(task_id, owner);
+  if (!row) return c.json({ detail: API_MESSAGES.taskNotFound }, 404);
+  if (!cancelled) return c.json({ detail: API_MESSAGES.taskAlreadyFinished }, 409);
   return c.json(toTaskResponse(row), 200);
 };

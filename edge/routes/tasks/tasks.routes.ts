@@ -45,5 +45,26 @@ export const getTask = createRoute({
   },
 });
 
+export const cancelTask = createRoute({
+  method: "post",
+  path: "/api/v1/tasks/{task_id}/cancel",
+  tags: ["tasks"],
+  summary: "Cancel a pending or processing task",
+  description:
+    "Stops a task that is waiting or running: its status becomes `cancelled` at once (the GPU node stops it " +
+    "between two denoising steps) and its callback_url, if any, receives {task_id, status: \"cancelled\"}. " +
+    "A task that already completed, failed or was cancelled answers 409.",
+  middleware: [requireApiKey] as const,
+  security: apiKeySecurity,
+  request: { params: TaskIdParamsSchema },
+  responses: {
+    200: jsonContent(TaskResponseSchema, "The task, now cancelled"),
+    401: unauthorizedResponse,
+    404: jsonContent(DetailErrorSchema, "No such task for this API key (任务不存在)"),
+    409: jsonContent(DetailErrorSchema, "The task already finished (任务已结束，无法取消)"),
+  },
+});
+
 export type GenerateRoute = typeof generate;
+export type CancelTaskRoute = typeof cancelTask;
 export type GetTaskRoute = typeof getTask;

@@ -47,7 +47,8 @@ describe("TasksRepo", () => {
       numImages: 2,
       progressStep: null,
       progressTotal: null,
-      queuePosition: null,
+      // Waiting in the database with no pending task created before it.
+      queuePosition: 0,
       prompt: "一只猫 🐱 \" \\ \u0000",
       negativePrompt: null,
     });

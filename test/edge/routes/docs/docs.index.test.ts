@@ -58,7 +58,7 @@ describe("/openapi.json", () => {
       components: { securitySchemes: Record<string, unknown>; schemas: Record<string, { properties: Record<string, unknown>; required: string[] }> };
     };
     expect(doc.openapi).toBe("3.1.0");
-    expect(Object.keys(doc.paths).sort()).toEqual(["/api/health", "/api/v1/generate", "/api/v1/tasks/{task_id}", "/health"]);
+    expect(Object.keys(doc.paths).sort()).toEqual(["/api/health", "/api/v1/generate", "/api/v1/tasks/{task_id}", "/api/v1/tasks/{task_id}/cancel", "/health"]);
     expect(doc.components.securitySchemes).toEqual({
       ApiKeyHeader: expect.objectContaining({ type: "apiKey", in: "header", name: "X-Team-Key" }),
       BearerAuth: expect.objectContaining({ type: "http", scheme: "bearer" }),
@@ -67,6 +67,8 @@ describe("/openapi.json", () => {
     const anyKey = [{ ApiKeyHeader: [] }, { BearerAuth: [] }, { ApiKeyQuery: [] }];
     expect(doc.paths["/api/v1/generate"].post.security).toEqual(anyKey);
     expect(doc.paths["/api/v1/tasks/{task_id}"].get.security).toEqual(anyKey);
+    expect(doc.paths["/api/v1/tasks/{task_id}/cancel"].post.security).toEqual(anyKey);
+    expect(Object.keys(doc.paths["/api/v1/tasks/{task_id}/cancel"].post.responses).sort()).toEqual(["200", "401", "404", "409"]);
     // health_check.no_auth is true by default.
     expect(doc.paths["/health"].get.security).toEqual([]);
     expect(Object.keys(doc.paths["/api/v1/generate"].post.responses).sort()).toEqual(["200", "401", "413", "422", "429"]);

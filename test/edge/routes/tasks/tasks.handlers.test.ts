@@ -148,7 +148,7 @@ describe("GET /api/v1/tasks/{task_id}", () => {
         scheduler: "Euler a",
         num_images: 1,
         progress: null,
-        queue_position: null,
+        queue_position: 0,
         prompt: "a cat",
         negative_prompt: "blurry",
       }),

@@ -1,0 +1,222 @@
+import { and, asc, eq, gte, inArray, isNotNull, isNull, lt, lte, sql } from "drizzle-orm";
+import type { Database } from "../db/database.js";
+import { taskInitImages, tasks, type TaskRow } from "../db/schema.js";
+
+// The dispatcher's SQL: the tasks table is the queue. Every write after a claim is guarded by
+// `lease_owner = <this edge>` and a live status, so an edge that lost a task (its lease expired and another
+// edge took it, or the task was cancelled) changes nothing and learns it from the zero-row result.
+
+export interface StartedFields {
+  seed: number;
+  totalSteps: number;
+  width: number;
+  height: number;
+  scheduler: string;
+}
+
+export class DispatchRepo {
+  readonly #db: Database;
+
+  constructor(db: Database) {
+    this.#db = db;
+  }
+
+  /**
+   * Claims, in one atomic UPDATE … RETURNING, the task whose lease expired longest ago (an edge or node died
+   * holding it); else the oldest unleased pending task. Only tasks with attempts left are claimed.
+   */
+  async claim(owner: string, now: Date, leaseUntil: Date, maxAttempts: number): Promise<TaskRow | undefined> {
+    return (await this.#claimExpired(owner, now, leaseUntil, maxAttempts)) ?? (await this.#claimPending(owner, leaseUntil, maxAttempts));
+  }
+
+  async #claimExpired(owner: string, now: Date, leaseUntil: Date, maxAttempts: number): Promise<TaskRow | undefined> {
+    const expired = this.#db
+      .select({ id: tasks.id })
+      .from(tasks)
+      .where(
+        and(
+          isNotNull(tasks.leaseUntil),
+          lte(tasks.leaseUntil, now),
+          inArray(tasks.status, ["pending", "processing"]),
+          lt(tasks.attempts, maxAttempts),
+        ),
+      )
+      .orderBy(asc(tasks.leaseUntil))
+      .limit(1);
+    const [row] = await this.#db
+      .update(tasks)
+      .set({ leaseOwner: owner, leaseUntil, attempts: sql`${tasks.attempts} + 1` })
+      .where(and(eq(tasks.id, expired), lte(tasks.leaseUntil, now)))
+      .returning();
+    return row;
+  }
+
+  async #claimPending(owner: string, leaseUntil: Date, maxAttempts: number): Promise<TaskRow | undefined> {
+    const oldest = this.#db
+      .select({ id: tasks.id })
+      .from(tasks)
+      .where(and(eq(tasks.status, "pending"), isNull(tasks.leaseUntil), lt(tasks.attempts, maxAttempts)))
+      .orderBy(asc(tasks.createdAt), sql`rowid`)
+      .limit(1);
+    const [row] = await this.#db
+      .update(tasks)
+      .set({ leaseOwner: owner, leaseUntil, attempts: sql`${tasks.attempts} + 1` })
+      .where(and(eq(tasks.id, oldest), isNull(tasks.leaseUntil)))
+      .returning();
+    return row;
+  }
+
+  async initImage(taskId: string): Promise<Uint8Array | undefined> {
+    const [row] = await this.#db.select({ bytes: taskInitImages.bytes }).from(taskInitImages).where(eq(taskInitImages.taskId, taskId));
+    return row?.bytes;
+  }
+
+  /** Records which node runs the task (a re-claim prefers it, so the node re-attaches instead of running it again). */
+  async assignNode(taskId: string, owner: string, node: string): Promise<boolean> {
+    const result = await this.#db
+      .update(tasks)
+      .set({ node })
+      .where(and(eq(tasks.id, taskId), this.#held(owner)));
+    return result.rowsAffected > 0;
+  }
+
+  /** Extends the leases of the tasks this edge still holds; returns the ids it still holds. */
+  async renew(owner: string, ids: readonly string[], leaseUntil: Date): Promise<Set<string>> {
+    const held = new Set<string>();
+    // Bounded statements: SQLite limits bound parameters per statement.
+    for (let i = 0; i < ids.length; i += 500) {
+      const rows = await this.#db
+        .update(tasks)
+        .set({ leaseUntil })
+        .where(and(inArray(tasks.id, ids.slice(i, i + 500)), this.#held(owner)))
+        .returning({ id: tasks.id });
+      for (const row of rows) held.add(row.id);
+    }
+    return held;
+  }
+
+  /** Waiting in the node's queue: queue_position is the number of tasks ahead (the node counts from 1). */
+  async queued(taskId: string, owner: string, position: number, now: Date): Promise<boolean> {
+    const result = await this.#db
+      .update(tasks)
+      .set({ queuePosition: Math.max(0, position - 1), updatedAt: now })
+      .where(and(eq(tasks.id, taskId), this.#held(owner), eq(tasks.status, "pending")));
+    return result.rowsAffected > 0;
+  }
+
+  /** processing, with what the node actually runs; started_at keeps the first start. Returns the row's previous started_at. */
+  async started(taskId: string, owner: string, fields: StartedFields, now: Date): Promise<{ firstStart: boolean } | null> {
+    const [row] = await this.#db
+      .update(tasks)
+      .set({
+        status: "processing",
+        seed: fields.seed,
+        width: fields.width,
+        height: fields.height,
+        // The request's own spelling wins; the node's resolved name fills a request that named none.
+        scheduler: sql`coalesce(${tasks.scheduler}, ${fields.scheduler})`,
+        progressStep: sql`CASE WHEN ${tasks.progressTotal} = ${fields.totalSteps} THEN coalesce(${tasks.progressStep}, 0) ELSE 0 END`,
+        progressTotal: fields.totalSteps,
+        queuePosition: null,
+        startedAt: sql`coalesce(${tasks.startedAt}, ${now.getTime()})`,
+        updatedAt: now,
+      })
+      .where(and(eq(tasks.id, taskId), this.#held(owner)))
+      .returning({ startedAt: tasks.startedAt });
+    if (!row) return null;
+    return { firstStart: row.startedAt?.getTime() === now.getTime() };
+  }
+
+  async progress(taskId: string, owner: string, step: number, total: number, now: Date): Promise<boolean> {
+    const result = await this.#db
+      .update(tasks)
+      .set({ progressStep: step, progressTotal: total, updatedAt: now })
+      .where(and(eq(tasks.id, taskId), this.#held(owner), eq(tasks.status, "processing")));
+    return result.rowsAffected > 0;
+  }
+
+  /**
+   * Gives a held task back for another attempt: pending, unleased, its error remembered. `refund` does not count
+   * the attempt (the node refused the call before doing anything); `forgetNode` lets any node take it.
+   */
+  async release(
+    taskId: string,
+    owner: string,
+    options: { lastError: string | null; refund: boolean; forgetNode: boolean },
+    now: Date,
+  ): Promise<boolean> {
+    const result = await this.#db
+      .update(tasks)
+      .set({
+        status: "pending",
+        leaseOwner: null,
+        leaseUntil: null,
+        lastError: options.lastError === null ? sql`${tasks.lastError}` : options.lastError,
+        attempts: options.refund ? sql`max(${tasks.attempts} - 1, 0)` : sql`${tasks.attempts}`,
+        node: options.forgetNode ? null : sql`${tasks.node}`,
+        progressStep: null,
+        progressTotal: null,
+        queuePosition: null,
+        updatedAt: now,
+      })
+      .where(and(eq(tasks.id, taskId), this.#held(owner)));
+    return result.rowsAffected > 0;
+  }
+
+  /** On shutdown: hands held tasks over at once (lease expired now, attempt refunded); their node is kept. */
+  async handOver(owner: string, ids: readonly string[], now: Date): Promise<number> {
+    let n = 0;
+    for (let i = 0; i < ids.length; i += 500) {
+      const result = await this.#db
+        .update(tasks)
+        .set({ leaseUntil: now, attempts: sql`max(${tasks.attempts} - 1, 0)` })
+        .where(and(inArray(tasks.id, ids.slice(i, i + 500)), this.#held(owner)));
+      n += result.rowsAffected;
+    }
+    return n;
+  }
+
+  /** Live tasks whose lease expired with no attempt left: the reconciler fails them. */
+  async exhausted(now: Date, maxAttempts: number, limit = 100): Promise<Pick<TaskRow, "id" | "attempts" | "lastError">[]> {
+    return this.#db
+      .select({ id: tasks.id, attempts: tasks.attempts, lastError: tasks.lastError })
+      .from(tasks)
+      .where(
+        and(
+          isNotNull(tasks.leaseUntil),
+          lte(tasks.leaseUntil, now),
+          inArray(tasks.status, ["pending", "processing"]),
+          gte(tasks.attempts, maxAttempts),
+        ),
+      )
+      .limit(limit);
+  }
+
+  /** Unleased pending tasks created before `before` (the pending timeout when no node is healthy). */
+  async waitingSince(before: Date, limit = 100): Promise<Pick<TaskRow, "id" | "attempts" | "lastError">[]> {
+    return this.#db
+      .select({ id: tasks.id, attempts: tasks.attempts, lastError: tasks.lastError })
+      .from(tasks)
+      .where(and(eq(tasks.status, "pending"), isNull(tasks.leaseUntil), lt(tasks.createdAt, before)))
+      .orderBy(asc(tasks.createdAt))
+      .limit(limit);
+  }
+
+  async statusOf(taskId: string): Promise<TaskRow["status"] | undefined> {
+    const [row] = await this.#db.select({ status: tasks.status }).from(tasks).where(eq(tasks.id, taskId));
+    return row?.status;
+  }
+
+  /** Tasks per status, for the metrics gauge. */
+  async countByStatus(): Promise<Record<string, number>> {
+    const rows = await this.#db
+      .select({ status: tasks.status, n: sql<number>`count(*)` })
+      .from(tasks)
+      .groupBy(tasks.status);
+    return Object.fromEntries(rows.map((r) => [r.status, Number(r.n)]));
+  }
+
+  #held(owner: string) {
+    return and(eq(tasks.leaseOwner, owner), inArray(tasks.status, ["pending", "processing"]));
+  }
+}
