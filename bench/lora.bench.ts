@@ -5,8 +5,12 @@
 //            context, ff 1280→10240 and 5120→1280, proj_in/out), 12 modules, 27.6 M weights, as a synthetic
 //            model on disk; at rank 4 and 32 these separate the per-element cost (read, add, write) from the
 //            per-multiply-add cost of building ΔW, which the SD 1.5 estimate then scales up.
+//   worker-*  the same adapters (every tiny module, rank 8) as files in lora.models_dir, applied through the real
+//            pipeline host: merge + session creation inside the worker thread, as the gpu-node runs them; then the
+//            cached set's run time, and the resident memory each further cached set adds against the estimate the
+//            cache counts (the component files' size).
 // Each case runs in its own process so its peak RSS is its own.
-// Usage: npm run bench:lora
+// Usage: npm run bench:lora [-- --only <case prefix>]   (e.g. --only worker)
 import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
@@ -212,9 +216,169 @@ async function sd15Case(name: string, kind: "lora" | "loha", rank: number, kerne
   };
 }
 
+interface WorkerResult {
+  name: string;
+  startMs: number;
+  rssLoadedMb: number;
+  firstMergeMs: number;
+  firstTotalMs: number;
+  cachedTotalMs: number;
+  baseTotalMs: number;
+  peakRssMb: number;
+  perSetRssMb: number;
+  perSetEstimateMb: number;
+}
+
+function rssMb(): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync("/proc/self/status", "utf8"));
+  return m ? Number(m[1]) / 1024 : mb(process.memoryUsage().rss);
+}
+
+/** The tinyCase adapter written to a directory, then applied through the pipeline host (worker thread). */
+async function workerCase(name: string, kind: "lora" | "loha"): Promise<WorkerResult> {
+  const { createPipelineRunner } = await import("../gpu-node/pipeline/pipeline.host.js");
+  const { parseConfig } = await import("../shared/config/config.schema.js");
+  const { resolveScheduler } = await import("../shared/schedulers/scheduler-names.js");
+  const rng = fixtureRng(1);
+  const tensors: FixtureTensors = {};
+  for (const [component, prefix] of [
+    ["unet", "lora_unet_"],
+    ["text_encoder", "lora_te_"],
+  ] as const) {
+    const map = await readModuleMap(join(MODEL, component));
+    for (const target of new Set(map.targets.values())) {
+      const spec = { key: prefix + target.names[target.names.length - 1], out: target.out, in: target.in, kh: target.kh, kw: target.kw };
+      const r = Math.min(8, spec.out, spec.in);
+      Object.assign(tensors, kind === "lora" ? loraModule(spec, { rank: r, alpha: r / 2, dtype: "F16", rng }) : lohaModule(spec, { rank: r, alpha: r / 2, dtype: "F16", tucker: spec.kh > 1, rng }));
+    }
+  }
+  const dir = await mkdtemp(join(tmpdir(), "lora-worker-bench-"));
+  try {
+    await writeFile(join(dir, "all.safetensors"), encodeSafetensors(tensors));
+    const started = performance.now();
+    const runner = await createPipelineRunner(parseConfig({ lora: { models_dir: dir } }));
+    const startMs = performance.now() - started;
+    const params = (weight: number | null) => ({
+      prompt: "a red bicycle",
+      negativePrompt: null,
+      width: 64,
+      height: 64,
+      numImages: 1,
+      numInferenceSteps: 4,
+      guidanceScale: 7.5,
+      strength: 0.75,
+      scheduler: resolveScheduler("Euler")!,
+      seed: 1,
+      initImage: null,
+      outputFormat: "png" as const,
+      loras: weight === null ? [] : [{ name: "all", weight }],
+    });
+    const best = async (weight: number | null) => {
+      let ms = Infinity;
+      for (let i = 0; i < 3; i++) ms = Math.min(ms, (await runner.generate(params(weight))).timings.totalMs);
+      return ms;
+    };
+    const baseTotalMs = await best(null);
+    const rssLoadedMb = rssMb();
+    const first = await runner.generate(params(1));
+    const peak = peakRssMb();
+    const cachedTotalMs = await best(1);
+    // Further sets (other weights): resident memory each adds once cached, against the cache's estimate.
+    const before = rssMb();
+    const sets = 6;
+    for (let i = 1; i <= sets; i++) await runner.generate(params(i / 10));
+    const perSetRssMb = (rssMb() - before) / sets;
+    const cache = runner.loras().cache;
+    await runner.close();
+    return {
+      name,
+      startMs,
+      rssLoadedMb,
+      firstMergeMs: first.lora!.mergeMs,
+      firstTotalMs: first.timings.totalMs,
+      cachedTotalMs,
+      baseTotalMs,
+      peakRssMb: peak,
+      perSetRssMb,
+      perSetEstimateMb: mb(cache.bytes) / cache.entries,
+    };
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
 function argValue(name: string): string | undefined {
   const i = process.argv.indexOf(name);
   return i >= 0 ? process.argv[i + 1] : undefined;
+}
+
+/**
+ * Resident memory an ORT CPU session adds, against its weights: what the merged-session cache must count.
+ * A synthetic model of SD 1.5-sized tensors (1280-wide MatMul [1280, 2560] and 3x3 Conv [1280, 1280, 3, 3],
+ * 275 MB in an external file), and the tiny UNet; four sessions each, the first ignored (it pays for warm-up
+ * and the build buffers' garbage collection).
+ */
+async function sessionMemoryCase(): Promise<WorkerResult> {
+  const backend = new OnnxBackend({ intraOpThreads: 0, graphOptimizationLevel: "all", device: "cpu" });
+  const nodes: SyntheticNode[] = [];
+  const initializers: SyntheticInitializer[] = [];
+  for (let i = 0; i < 8; i++) {
+    const conv = i % 2 === 0;
+    nodes.push({ name: `/block/${conv ? "Conv" : "MatMul"}_${i}`, opType: conv ? "Conv" : "MatMul", inputs: [conv ? "xc" : "x", `w${i}`], outputs: [`y${i}`] });
+    const dims = conv ? [1280, 1280, 3, 3] : [1280, 2560];
+    initializers.push({ name: `w${i}`, dims, dataType: 1, values: new Float32Array(dims.reduce((a, b) => a * b, 1)).fill(0.01), storage: "external" });
+  }
+  const { model, external } = buildOnnxModel({
+    nodes,
+    initializers,
+    inputs: [{ name: "x", dims: [1, 1280] }, { name: "xc", dims: [1, 1280, 8, 8] }],
+    outputs: nodes.map((_, i) => ({ name: `y${i}`, dims: [1] })),
+  });
+  const dir = await mkdtemp(join(tmpdir(), "lora-session-bench-"));
+  const perSession = async (path: string): Promise<number> => {
+    const held = [];
+    held.push(await backend.createSession({ path }));
+    const before = rssMb();
+    for (let i = 0; i < 3; i++) held.push(await backend.createSession({ path }));
+    const grown = (rssMb() - before) / 3;
+    await Promise.all(held.map((h) => h.release()));
+    return grown;
+  };
+  try {
+    await writeFile(join(dir, "model.onnx"), model);
+    await writeFile(join(dir, "weights.bin"), external);
+    const weightsMb = mb(external.byteLength);
+    const syntheticMb = await perSession(join(dir, "model.onnx"));
+    const tinyMb = await perSession(join(MODEL, "unet", "model.onnx"));
+    console.error(`session memory: synthetic ${weightsMb.toFixed(0)} MB weights → ${syntheticMb.toFixed(0)} MB RSS per session; tiny UNet 4.9 MB weights → ${tinyMb.toFixed(1)} MB RSS per session`);
+    return { name: "session-memory", startMs: 0, rssLoadedMb: rssMb(), firstMergeMs: 0, firstTotalMs: 0, cachedTotalMs: 0, baseTotalMs: 0, peakRssMb: peakRssMb(), perSetRssMb: syntheticMb, perSetEstimateMb: weightsMb };
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+const WORKER_CASES: Record<string, () => Promise<WorkerResult>> = {
+  "worker-tiny-lora": () => workerCase("worker-tiny-lora", "lora"),
+  "worker-tiny-loha": () => workerCase("worker-tiny-loha", "loha"),
+  "worker-session-memory": () => sessionMemoryCase(),
+};
+
+function reportWorker(results: WorkerResult[]): void {
+  if (results.length === 0) return;
+  const pad = (s: string, n: number) => s.padEnd(n);
+  console.log(`\nthrough the pipeline host (merge + session creation in the worker thread; 64x64, 4 Euler steps):`);
+  console.log(
+    `${pad("case", 19)}${pad("start ms", 10)}${pad("merge+create ms", 17)}${pad("1st run ms", 12)}${pad("cached run ms", 15)}${pad("base run ms", 13)}${pad("RSS loaded", 12)}${pad("peak RSS", 10)}per cached set: RSS vs estimate`,
+  );
+  for (const r of results) {
+    if (r.name === "session-memory") {
+      console.log(`session memory: an ORT session of ${r.perSetEstimateMb.toFixed(0)} MB of SD 1.5-sized weights adds ${r.perSetRssMb.toFixed(0)} MB RSS (the cache counts weights + 8 MiB)`);
+      continue;
+    }
+    console.log(
+      `${pad(r.name, 19)}${pad(r.startMs.toFixed(0), 10)}${pad(r.firstMergeMs.toFixed(0), 17)}${pad(r.firstTotalMs.toFixed(0), 12)}${pad(r.cachedTotalMs.toFixed(0), 15)}${pad(r.baseTotalMs.toFixed(0), 13)}${pad(r.rssLoadedMb.toFixed(0) + " MB", 12)}${pad(r.peakRssMb.toFixed(0) + " MB", 10)}${r.perSetRssMb.toFixed(1)} MB vs ${r.perSetEstimateMb.toFixed(1)} MB`,
+    );
+  }
 }
 
 const CASES: Record<string, () => Promise<Result>> = {
@@ -285,26 +449,31 @@ function report(results: Result[]): void {
 async function main(): Promise<void> {
   const name = argValue("--case");
   if (name) {
-    const run = CASES[name];
-    if (!run) throw new Error(`unknown case ${name}; cases: ${Object.keys(CASES).join(", ")}`);
+    const run = CASES[name] ?? WORKER_CASES[name];
+    if (!run) throw new Error(`unknown case ${name}; cases: ${[...Object.keys(CASES), ...Object.keys(WORKER_CASES)].join(", ")}`);
     console.log(JSON.stringify(await run()));
     return;
   }
+  const only = argValue("--only");
   const results: Result[] = [];
+  const workerResults: WorkerResult[] = [];
   const self = fileURLToPath(import.meta.url);
   const dir = await mkdtemp(join(tmpdir(), "lora-bench-"));
   try {
     const sd15 = await writeSd15Block(dir);
-    for (const name of Object.keys(CASES)) {
+    for (const name of [...Object.keys(CASES), ...Object.keys(WORKER_CASES)]) {
+      if (only && !name.startsWith(only)) continue;
       const child = spawnSync(process.execPath, ["--import", "tsx", self, "--case", name, "--sd15-dir", sd15], { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] });
       if (child.status !== 0) throw new Error(`case ${name} failed (exit ${child.status})`);
       const line = child.stdout.trim().split("\n").pop()!;
-      results.push(JSON.parse(line) as Result);
+      if (name in WORKER_CASES) workerResults.push(JSON.parse(line) as WorkerResult);
+      else results.push(JSON.parse(line) as Result);
     }
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
-  report(results);
+  if (results.length > 0) report(results);
+  reportWorker(workerResults);
 }
 
 await main();

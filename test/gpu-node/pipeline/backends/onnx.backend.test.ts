@@ -28,6 +28,33 @@ describe("OnnxBackend", () => {
     expect(session.inputs.map((i) => i.name)).toEqual(["sample", "timestep", "encoder_hidden_states"]);
     await session.release();
   });
+
+  it("loads a model whose external weights come as in-memory buffers (externalData), and reads those", async () => {
+    const { readFileSync } = await import("node:fs");
+    const backend = new OnnxBackend({ intraOpThreads: 1, graphOptimizationLevel: "all", device: "cpu" });
+    const dir = join(TINY_SD_DIR, "unet");
+    const bytes = readFileSync(join(dir, "model.onnx"));
+    const weights = new Uint8Array(readFileSync(join(dir, "weights.pb")));
+    const feeds = {
+      sample: { data: Float32Array.from({ length: 4 * 8 * 8 }, (_, i) => Math.sin(i)), dims: [1, 4, 8, 8] },
+      timestep: { data: Float32Array.of(500), dims: [1] },
+      encoder_hidden_states: { data: Float32Array.from({ length: 77 * 32 }, (_, i) => Math.cos(i)), dims: [1, 77, 32] },
+    };
+    const run = async (source: Parameters<OnnxBackend["createSession"]>[0]) => {
+      const session = await backend.createSession(source);
+      const out = (await session.run(feeds)).out_sample.data;
+      await session.release();
+      return out;
+    };
+    const fromDisk = await run({ path: join(dir, "model.onnx") });
+    const fromBuffers = await run({ bytes, externalDataDir: null, externalData: [{ path: "weights.pb", data: weights }] });
+    expect(fromBuffers).toEqual(fromDisk);
+    // A changed buffer changes the output: the session took its weights from memory, not from the file.
+    const scaled = new Float32Array(weights.slice().buffer);
+    for (let i = 0; i < scaled.length; i++) scaled[i] *= 0.5;
+    const fromScaled = await run({ bytes, externalDataDir: null, externalData: [{ path: "weights.pb", data: new Uint8Array(scaled.buffer) }] });
+    expect(fromScaled).not.toEqual(fromDisk);
+  });
 });
 
 describe("float16 conversion (fp16 exports)", () => {
