@@ -102,6 +102,16 @@ describe("LoRA registry", () => {
     expect(withTriggerWords("", set)).toBe("outside style, ink, rough");
   });
 
+  it("is empty when nothing is configured (loading would read the model's graphs for nothing)", () => {
+    expect(LoraRegistry.configured(loraConfig({}))).toBe(false);
+    expect(LoraRegistry.configured(loraConfig({ models_dir: dir }))).toBe(true);
+    expect(LoraRegistry.configured(loraConfig({ models: [{ path: "x.safetensors" }] }))).toBe(true);
+    const empty = LoraRegistry.empty();
+    expect(empty.list()).toEqual([]);
+    expect(empty.forRequest([])).toEqual([]);
+    expect(() => empty.forRequest([{ name: "style", weight: 1 }])).toThrow('unknown LoRA "style": this node has no usable LoRA adapters');
+  });
+
   it("stops start-up on a missing or broken start-up adapter, naming the config key", async () => {
     const load = (lora: unknown) => LoraRegistry.load(loraConfig(lora), { modelDir: MODEL, baseDir: root });
     await expect(load({ models: [{ path: "missing.safetensors" }] })).rejects.toThrow(LoraRegistryError);
