@@ -113,6 +113,16 @@ export class SdPipeline {
   }
 
   async generate(params: GenerateParams, hooks: RunHooks = {}): Promise<GenerateOutput> {
+    const held: { models: AdaptedModels | null } = { models: null };
+    try {
+      return await this.run(params, hooks, held);
+    } finally {
+      // Frees the sessions of an adapter set too large to keep cached.
+      await held.models?.done();
+    }
+  }
+
+  private async run(params: GenerateParams, hooks: RunHooks, held: { models: AdaptedModels | null }): Promise<GenerateOutput> {
     const started = performance.now();
     const ortStart = this.deps.ortMs();
     const { model } = this;
@@ -151,103 +161,99 @@ export class SdPipeline {
     // 4. Encode input prompt: rows [negative x N, positive x N] when guiding, else [positive x N], with the
     //    text encoder (and below, the UNet) of the request's adapter set: the base ones when none applies.
     const adapted = await this.deps.loras.modelsFor(loras, () => hooks.isCancelled?.() ?? false);
+    held.models = adapted;
     const { unet, textEncoder } = adapted;
-    try {
-      cancelled();
-      const prompt = await this.encodePrompt(textEncoder, promptText, cfg ? (params.negativePrompt ?? "") : null, n);
-      hooks.inspect?.promptEmbeds?.(prompt.embeds, prompt.dims);
-      cancelled();
+    cancelled();
+    const prompt = await this.encodePrompt(textEncoder, promptText, cfg ? (params.negativePrompt ?? "") : null, n);
+    hooks.inspect?.promptEmbeds?.(prompt.embeds, prompt.dims);
+    cancelled();
 
-      // 5. Prepare timesteps
-      scheduler.setTimesteps(params.numInferenceSteps);
-      let timesteps = scheduler.timesteps;
+    // 5. Prepare timesteps
+    scheduler.setTimesteps(params.numInferenceSteps);
+    let timesteps = scheduler.timesteps;
 
-      // 6. Prepare latent variables
-      let latents: Latents;
-      if (init) {
-        const start = img2imgStart(params.numInferenceSteps, params.strength, scheduler.order);
-        timesteps = timesteps.subarray(start);
-        scheduler.setBeginIndex(start);
-        latents = await this.prepareImageLatents(init, n, timesteps, scheduler, generator, vaeChunk);
-      } else {
-        const dims: Latents["dims"] = [n, ...latentShape];
-        const noise = generator.randn(dims.reduce((a, b) => a * b, 1));
-        const sigma = f32(scheduler.initNoiseSigma);
-        const data = new Float32Array(noise.length);
-        for (let i = 0; i < noise.length; i++) data[i] = f32(noise[i] * sigma);
-        latents = { data, dims };
-      }
-      hooks.inspect?.initialLatents?.(latents.data, [...latents.dims]);
-
-      // 7. Denoising loop
-      const total = timesteps.length;
-      const perImage = latents.data.length / n;
-      const guidance = f32(params.guidanceScale);
-      for (let i = 0; i < total; i++) {
-        cancelled();
-        const t = timesteps[i];
-        // expand the latents when doing classifier-free guidance: one UNet call at batch 2N
-        let input = latents.data;
-        if (cfg) {
-          input = new Float32Array(latents.data.length * 2);
-          input.set(latents.data, 0);
-          input.set(latents.data, latents.data.length);
-        }
-        const scaled = scheduler.scaleModelInput(input, t);
-        const batch = cfg ? 2 * n : n;
-        const prediction = await unet.predict(scaled, latentShape, t, prompt.embeds, prompt.rowShape, batch, unetChunk);
-        let noisePred = prediction;
-        if (cfg) {
-          // noise_pred_uncond + guidance_scale * (noise_pred_text - noise_pred_uncond)
-          noisePred = new Float32Array(n * perImage);
-          const offset = n * perImage;
-          for (let j = 0; j < noisePred.length; j++) {
-            const uncond = prediction[j];
-            noisePred[j] = f32(uncond + f32(guidance * f32(prediction[offset + j] - uncond)));
-          }
-        }
-        latents = { data: scheduler.step(noisePred, t, latents.data, generator), dims: latents.dims };
-        hooks.inspect?.step?.(i, t, latents.data);
-        hooks.onProgress?.({ step: i + 1, total });
-      }
-      cancelled();
-      hooks.inspect?.finalLatents?.(latents.data, [...latents.dims]);
-
-      // 8. Decode: vae.decode(latents / scaling_factor), then (x / 2 + 0.5).clamp(0, 1)
-      const sf = f32(model.vae.scalingFactor);
-      const unscaled = new Float32Array(latents.data.length);
-      for (let i = 0; i < unscaled.length; i++) unscaled[i] = f32(latents.data[i] / sf);
-      const decoded = await model.vaeDecoder.decode(unscaled, latentShape, n, vaeChunk);
-      const pixels = decoded.data;
-      for (let i = 0; i < pixels.length; i++) pixels[i] = Math.min(1, Math.max(0, f32(f32(pixels[i] / 2) + 0.5)));
-      hooks.inspect?.image?.(pixels, decoded.dims);
-      const ortMs = this.deps.ortMs() - ortStart;
-
-      // 9. Postprocess and encode
-      const encodeStart = performance.now();
-      const [, , outHeight, outWidth] = decoded.dims;
-      // sharp encodes on libuv's pool: a batch's images in parallel.
-      const applied = adapted.usage?.applied ?? [];
-      const described = { ...params, prompt: promptText };
-      const images: GeneratedImage[] = await Promise.all(
-        Array.from({ length: n }, (_, index) =>
-          this.encode(toRgb8(pixels, index, outHeight, outWidth), described, index, applied),
-        ),
-      );
-      const encodeMs = performance.now() - encodeStart;
-
-      return {
-        images,
-        seed: params.seed,
-        stepsRun: total,
-        promptTruncated: prompt.truncated,
-        timings: { totalMs: performance.now() - started, ortMs, encodeMs },
-        ...(adapted.usage ? { lora: adapted.usage } : {}),
-      };
-    } finally {
-      // Frees the sessions of a set too large to keep cached.
-      await adapted.done();
+    // 6. Prepare latent variables
+    let latents: Latents;
+    if (init) {
+      const start = img2imgStart(params.numInferenceSteps, params.strength, scheduler.order);
+      timesteps = timesteps.subarray(start);
+      scheduler.setBeginIndex(start);
+      latents = await this.prepareImageLatents(init, n, timesteps, scheduler, generator, vaeChunk);
+    } else {
+      const dims: Latents["dims"] = [n, ...latentShape];
+      const noise = generator.randn(dims.reduce((a, b) => a * b, 1));
+      const sigma = f32(scheduler.initNoiseSigma);
+      const data = new Float32Array(noise.length);
+      for (let i = 0; i < noise.length; i++) data[i] = f32(noise[i] * sigma);
+      latents = { data, dims };
     }
+    hooks.inspect?.initialLatents?.(latents.data, [...latents.dims]);
+
+    // 7. Denoising loop
+    const total = timesteps.length;
+    const perImage = latents.data.length / n;
+    const guidance = f32(params.guidanceScale);
+    for (let i = 0; i < total; i++) {
+      cancelled();
+      const t = timesteps[i];
+      // expand the latents when doing classifier-free guidance: one UNet call at batch 2N
+      let input = latents.data;
+      if (cfg) {
+        input = new Float32Array(latents.data.length * 2);
+        input.set(latents.data, 0);
+        input.set(latents.data, latents.data.length);
+      }
+      const scaled = scheduler.scaleModelInput(input, t);
+      const batch = cfg ? 2 * n : n;
+      const prediction = await unet.predict(scaled, latentShape, t, prompt.embeds, prompt.rowShape, batch, unetChunk);
+      let noisePred = prediction;
+      if (cfg) {
+        // noise_pred_uncond + guidance_scale * (noise_pred_text - noise_pred_uncond)
+        noisePred = new Float32Array(n * perImage);
+        const offset = n * perImage;
+        for (let j = 0; j < noisePred.length; j++) {
+          const uncond = prediction[j];
+          noisePred[j] = f32(uncond + f32(guidance * f32(prediction[offset + j] - uncond)));
+        }
+      }
+      latents = { data: scheduler.step(noisePred, t, latents.data, generator), dims: latents.dims };
+      hooks.inspect?.step?.(i, t, latents.data);
+      hooks.onProgress?.({ step: i + 1, total });
+    }
+    cancelled();
+    hooks.inspect?.finalLatents?.(latents.data, [...latents.dims]);
+
+    // 8. Decode: vae.decode(latents / scaling_factor), then (x / 2 + 0.5).clamp(0, 1)
+    const sf = f32(model.vae.scalingFactor);
+    const unscaled = new Float32Array(latents.data.length);
+    for (let i = 0; i < unscaled.length; i++) unscaled[i] = f32(latents.data[i] / sf);
+    const decoded = await model.vaeDecoder.decode(unscaled, latentShape, n, vaeChunk);
+    const pixels = decoded.data;
+    for (let i = 0; i < pixels.length; i++) pixels[i] = Math.min(1, Math.max(0, f32(f32(pixels[i] / 2) + 0.5)));
+    hooks.inspect?.image?.(pixels, decoded.dims);
+    const ortMs = this.deps.ortMs() - ortStart;
+
+    // 9. Postprocess and encode
+    const encodeStart = performance.now();
+    const [, , outHeight, outWidth] = decoded.dims;
+    // sharp encodes on libuv's pool: a batch's images in parallel.
+    const applied = adapted.usage?.applied ?? [];
+    const described = { ...params, prompt: promptText };
+    const images: GeneratedImage[] = await Promise.all(
+      Array.from({ length: n }, (_, index) =>
+        this.encode(toRgb8(pixels, index, outHeight, outWidth), described, index, applied),
+      ),
+    );
+    const encodeMs = performance.now() - encodeStart;
+
+    return {
+      images,
+      seed: params.seed,
+      stepsRun: total,
+      promptTruncated: prompt.truncated,
+      timings: { totalMs: performance.now() - started, ortMs, encodeMs },
+      ...(adapted.usage ? { lora: adapted.usage } : {}),
+    };
   }
 
   private checkInputs(params: GenerateParams): void {
