@@ -97,10 +97,15 @@ export class DispatchRepo {
 
   /** Waiting in the node's queue: queue_position is the number of tasks ahead (the node counts from 1). */
   async queued(taskId: string, owner: string, position: number, now: Date): Promise<boolean> {
+    // A re-claimed task can still be `processing` (its last holder died mid-generation) when a node that no longer
+    // has it queues it afresh: it is still held, and its position shows once `started` is not yet known.
     const result = await this.#db
       .update(tasks)
-      .set({ queuePosition: Math.max(0, position - 1), updatedAt: now })
-      .where(and(eq(tasks.id, taskId), this.#held(owner), eq(tasks.status, "pending")));
+      .set({
+        queuePosition: sql`CASE WHEN ${tasks.status} = 'pending' THEN ${Math.max(0, position - 1)} ELSE ${tasks.queuePosition} END`,
+        updatedAt: now,
+      })
+      .where(and(eq(tasks.id, taskId), this.#held(owner)));
     return result.rowsAffected > 0;
   }
 

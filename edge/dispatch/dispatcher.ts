@@ -88,6 +88,11 @@ export class Dispatcher {
     return this.#deps.instanceId;
   }
 
+  /** Whether some GPU node is healthy now (the periodic pass runs more often while none is). */
+  hasHealthyNode(): boolean {
+    return this.#deps.nodes.healthyCount() > 0;
+  }
+
   /** Task ids this edge is streaming now. */
   heldTaskIds(): string[] {
     return [...this.#held.keys()];
@@ -166,11 +171,12 @@ export class Dispatcher {
     const now = clock.now();
     const ids = [...this.#held.keys()];
     const stillHeld = await repo.renew(instanceId, ids, new Date(now.getTime() + settings.lease_seconds * 1000));
+    const mono = performance.now();
     for (const id of ids) {
       const held = this.#held.get(id);
       if (!held) continue;
       if (!stillHeld.has(id)) this.#stop(held, "lost");
-      else if (held.started && now.getTime() - held.lastEventAt > settings.stall_timeout_seconds * 1000) this.#stop(held, "stalled");
+      else if (held.started && mono - held.lastEventAt > settings.stall_timeout_seconds * 1000) this.#stop(held, "stalled");
     }
   }
 
@@ -213,7 +219,9 @@ export class Dispatcher {
 
   async #round(): Promise<void> {
     const { repo, nodes, clock, settings, instanceId, logger } = this.#deps;
-    if (!nodes.probed) await nodes.refresh();
+    // With no healthy node, wait for the probes (nodes past their backoff): one may just have come back.
+    // Otherwise refresh stale statuses in the background and decide on the cached ones.
+    if (!nodes.probed || nodes.healthyCount() === 0) await nodes.refresh();
     else void nodes.refresh();
     while (!this.#stopped && nodes.freeSlots() > 0) {
       const now = clock.now();

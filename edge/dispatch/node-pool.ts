@@ -118,7 +118,7 @@ export class NodePool {
   /** Free slots across healthy nodes (how many more tasks this edge may claim now). */
   freeSlots(): number {
     let free = 0;
-    for (const state of this.#states) if (this.#healthy(state)) free += Math.max(0, this.#limit(state) - state.inFlight);
+    for (const state of this.#states) if (this.#healthy(state) && this.#hasRoom(state)) free += this.#limit(state) - state.inFlight;
     return free;
   }
 
@@ -135,7 +135,7 @@ export class NodePool {
     let best: NodeState | null = null;
     let bestScore = Infinity;
     for (const state of this.#states) {
-      if (!this.#healthy(state) || state.inFlight >= this.#limit(state)) continue;
+      if (!this.#healthy(state) || !this.#hasRoom(state)) continue;
       const status = state.status as NodeStatus;
       const concurrency = Math.max(1, status.concurrency);
       // The node's own view counts other edges' work; ours counts what it has not reported yet.
@@ -168,7 +168,7 @@ export class NodePool {
     if (state) this.#down(state, error);
   }
 
-  /** The node refused a task as full: treat its slots as taken until its next status says otherwise. */
+  /** The node refused a task as full: no more tasks go to it until a fresh status shows room. */
   markFull(name: string): void {
     const state = this.#byName.get(name);
     if (!state?.status) return;
@@ -199,6 +199,12 @@ export class NodePool {
 
   #healthy(state: NodeState): boolean {
     return state.downUntil === null && state.status !== null && state.status.accepting && state.status.modelLoaded;
+  }
+
+  /** Healthy with room: this edge's slots not all taken, and the node's own queue not full. */
+  #hasRoom(state: NodeState): boolean {
+    const status = state.status as NodeStatus;
+    return state.inFlight < this.#limit(state) && (status.capacity === 0 || status.queueDepth < status.capacity);
   }
 
   #limit(state: NodeState): number {

@@ -74,6 +74,7 @@ export interface EdgeLoops {
 // Webhook rows due later than this are still looked at this often (another edge may have queued one).
 const WEBHOOK_POLL_MS = 1_000;
 const WEBHOOK_BATCH = 16;
+const NO_NODE_TICK_MS = 1_000;
 
 export function startEdgeLoops(options: {
   config: Config;
@@ -87,7 +88,9 @@ export function startEdgeLoops(options: {
     "dispatch",
     async () => {
       await dispatcher.tick();
-      return config.dispatch.reconcile_interval_seconds * 1000;
+      const interval = config.dispatch.reconcile_interval_seconds * 1000;
+      // While no node is healthy, look again sooner (the pool's backoff still spaces probes of a dead node).
+      return dispatcher.hasHealthyNode() ? interval : Math.min(interval, NO_NODE_TICK_MS);
     },
     logger,
   ).start();

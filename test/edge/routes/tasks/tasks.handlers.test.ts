@@ -201,3 +201,90 @@ describe("GET /api/v1/tasks/{task_id}", () => {
     expect(row.rows[0].owner_key_hash).toMatch(/^[0-9a-f]{64}$/);
   });
 });
+
+describe("GET /api/v1/tasks/{task_id} queue_position", () => {
+  it("counts the pending tasks created before a task still waiting in the database", async () => {
+    const first = await createTask({ prompt: "1" });
+    edge.clock.advance(1000);
+    const second = await createTask({ prompt: "2" });
+    edge.clock.advance(1000);
+    const third = await createTask({ prompt: "3" });
+    const position = async (id: string) => ((await (await edge.request(`/api/v1/tasks/${id}`, { headers: { "x-api-key": KEY_1 } })).json()) as { queue_position: number | null }).queue_position;
+    expect([await position(first), await position(second), await position(third)]).toEqual([0, 1, 2]);
+    // Tasks of other keys count too: they are ahead in the same queue. Finished ones do not.
+    await edge.database.client.execute({ sql: "UPDATE tasks SET status = 'completed' WHERE id = ?", args: [first] });
+    expect(await position(third)).toBe(1);
+    // A node's own report wins while the task waits in its queue; processing tasks have none.
+    await edge.database.client.execute({ sql: "UPDATE tasks SET queue_position = 0 WHERE id = ?", args: [third] });
+    expect(await position(third)).toBe(0);
+    await edge.database.client.execute({ sql: "UPDATE tasks SET status = 'processing' WHERE id = ?", args: [second] });
+    expect(await position(second)).toBeNull();
+  });
+});
+
+describe("POST /api/v1/tasks/{task_id}/cancel", () => {
+  async function cancelEdge() {
+    const cancelled: Array<[string, string | null]> = [];
+    edge.close();
+    edge = await createTestEdge({}, { taskEvents: { onTaskCreated: () => {}, onTaskCancelled: (id, node) => void cancelled.push([id, node]) } });
+    return cancelled;
+  }
+  const cancel = (id: string, key = KEY_1) => edge.request(`/api/v1/tasks/${id}/cancel`, { method: "POST", headers: { "x-api-key": key } });
+
+  it("cancels a pending task: the task view with status cancelled, the hook told, the callback queued", async () => {
+    const hooks = await cancelEdge();
+    const id = await createTask({ prompt: "p", callback_url: "https://hooks.example.com/cb" });
+    edge.clock.advance(2000);
+    const res = await cancel(id);
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as Record<string, unknown>;
+    expect(body).toMatchObject({ task_id: id, status: "cancelled", error_message: null, updated_at: "2024-01-01T12:00:02", queue_position: null });
+    expect(hooks).toEqual([[id, null]]);
+    const outbox = await edge.database.client.execute({ sql: "SELECT payload, url FROM webhook_outbox WHERE task_id = ?", args: [id] });
+    expect(outbox.rows).toHaveLength(1);
+    expect(JSON.parse(String(outbox.rows[0].payload))).toEqual({ task_id: id, status: "cancelled" });
+  });
+
+  it("cancels a processing task and names its node to the hook", async () => {
+    const hooks = await cancelEdge();
+    const id = await createTask();
+    await edge.database.client.execute({ sql: "UPDATE tasks SET status = 'processing', node = 'gpu-1', lease_owner = 'edge-x' WHERE id = ?", args: [id] });
+    expect((await cancel(id)).status).toBe(200);
+    expect(hooks).toEqual([[id, "gpu-1"]]);
+    const row = await edge.database.db.select().from(tasks).where(eq(tasks.id, id)).get();
+    expect(row).toMatchObject({ status: "cancelled", leaseOwner: null, leaseUntil: null });
+    expect(row?.finishedAt).toBeInstanceOf(Date);
+  });
+
+  it("answers 409 for a finished task, changing nothing", async () => {
+    const hooks = await cancelEdge();
+    const id = await createTask();
+    await edge.database.client.execute({ sql: "UPDATE tasks SET status = 'completed', result_urls = '[\"u\"]' WHERE id = ?", args: [id] });
+    const res = await cancel(id);
+    expect(res.status).toBe(409);
+    expect(await res.json()).toEqual({ detail: "任务已结束，无法取消" });
+    expect(await cancel(id)).toHaveProperty("status", 409);
+    expect(hooks).toEqual([]);
+    // Cancelling twice: the second is a 409 too.
+    const other = await createTask();
+    expect((await cancel(other)).status).toBe(200);
+    expect((await cancel(other)).status).toBe(409);
+  });
+
+  it("answers 404 for unknown ids, non-UUIDs and other keys' tasks, and 401 without a key", async () => {
+    const id = await createTask({ prompt: "mine" }, KEY_1);
+    for (const [taskId, key] of [
+      [id, KEY_2],
+      ["550e8400-e29b-41d4-a716-446655440000", KEY_1],
+      ["not-a-uuid", KEY_1],
+    ]) {
+      const res = await cancel(taskId, key);
+      expect(res.status).toBe(404);
+      expect(await res.json()).toEqual({ detail: "任务不存在" });
+    }
+    expect((await edge.request(`/api/v1/tasks/${id}/cancel`, { method: "POST" })).status).toBe(401);
+    // Still pending: another key's cancel did nothing.
+    const row = await edge.database.db.select().from(tasks).where(eq(tasks.id, id)).get();
+    expect(row?.status).toBe("pending");
+  });
+});
