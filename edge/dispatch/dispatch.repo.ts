@@ -9,8 +9,9 @@ import { taskInitImages, tasks, type TaskRow } from "../db/schema.js";
 export interface StartedFields {
   seed: number;
   totalSteps: number;
-  width: number;
-  height: number;
+  /** null: keep the row's (img2img: the node reports placeholders; the first image gives the real size). */
+  width: number | null;
+  height: number | null;
   scheduler: string;
 }
 
@@ -116,8 +117,8 @@ export class DispatchRepo {
       .set({
         status: "processing",
         seed: fields.seed,
-        width: fields.width,
-        height: fields.height,
+        width: fields.width ?? sql`${tasks.width}`,
+        height: fields.height ?? sql`${tasks.height}`,
         // The request's own spelling wins; the node's resolved name fills a request that named none.
         scheduler: sql`coalesce(${tasks.scheduler}, ${fields.scheduler})`,
         progressStep: sql`CASE WHEN ${tasks.progressTotal} = ${fields.totalSteps} THEN coalesce(${tasks.progressStep}, 0) ELSE 0 END`,
@@ -130,6 +131,15 @@ export class DispatchRepo {
       .returning({ startedAt: tasks.startedAt });
     if (!row) return null;
     return { firstStart: row.startedAt?.getTime() === now.getTime() };
+  }
+
+  /** The size of the images produced (img2img: the init image's), once the first one is stored. */
+  async imageSize(taskId: string, owner: string, width: number, height: number, now: Date): Promise<boolean> {
+    const result = await this.#db
+      .update(tasks)
+      .set({ width, height, updatedAt: now })
+      .where(and(eq(tasks.id, taskId), this.#held(owner)));
+    return result.rowsAffected > 0;
   }
 
   async progress(taskId: string, owner: string, step: number, total: number, now: Date): Promise<boolean> {

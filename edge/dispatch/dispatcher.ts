@@ -287,8 +287,9 @@ export class Dispatcher {
               {
                 seed: event.value.seed,
                 totalSteps: event.value.totalSteps,
-                width: event.value.width,
-                height: event.value.height,
+                // img2img takes the init image's size, which `started` does not carry; the first image does.
+                width: row.hasInitImage ? null : event.value.width,
+                height: row.hasInitImage ? null : event.value.height,
                 scheduler: event.value.scheduler,
               },
               now,
@@ -309,6 +310,9 @@ export class Dispatcher {
           case "image": {
             const write = throttle.flush(held.lastEventAt);
             if (write) ok = await repo.progress(row.id, instanceId, write.step, write.total, now);
+            if (ok && row.hasInitImage && event.value.index === 0 && event.value.width > 0) {
+              ok = await repo.imageSize(row.id, instanceId, event.value.width, event.value.height, now);
+            }
             break;
           }
           case "completed":

@@ -28,7 +28,7 @@ export interface WebhookDelivererDeps {
 }
 
 // The lease covers the request's timeout plus the time to record it.
-const LEASE_MARGIN_MS = 30_000;
+const LEASE_MARGIN_MS = 5_000;
 
 /** The part of a URL safe to log: callback URLs may carry tokens in their query. */
 function loggableTarget(url: string): string {
