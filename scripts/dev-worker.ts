@@ -7,6 +7,7 @@
 //   --data-dir <dir>   where sqld, s3rver and wrangler keep their state (default .data)
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
+import { createServer } from "node:net";
 import { join, resolve } from "node:path";
 import { createInterface } from "node:readline";
 import { parseArgs } from "node:util";
@@ -108,11 +109,20 @@ async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs: n
   throw new Error(`${what} was not ready within ${Math.round(timeoutMs / 1000)} s`);
 }
 
+function assertPortFree(port: number, setting: string): Promise<void> {
+  return new Promise((resolvePort, reject) => {
+    const probe = createServer();
+    probe.once("error", () => reject(new Error(`${setting}: port ${port} is already in use`)));
+    probe.listen(port, "127.0.0.1", () => probe.close(() => resolvePort()));
+  });
+}
+
 async function main(): Promise<void> {
   const configPath = resolve(process.env.SD_CONFIG ?? "config.yaml");
   const rawConfig: unknown = existsSync(configPath) ? (parseYaml(readFileSync(configPath, "utf8")) ?? {}) : {};
   // Validated here too, so a bad config stops before anything starts.
   const config = loadNodeConfig();
+  await assertPortFree(config.server.port, `server.port / PORT (${config.server.port})`);
 
   sqld = await startSqld({ dbPath: join(dataDir, "sqld", "db"), onLog: (line) => console.log(`[sqld] ${line}`) });
   say(`sqld: ${sqld.url} (data in ${join(dataDir, "sqld")})`);
@@ -127,8 +137,10 @@ async function main(): Promise<void> {
   migrationClient.close();
   say(applied.length > 0 ? `migrations applied: ${applied.join(", ")}` : "migrations: up to date");
 
-  const { port: s3Port } = parseEndpoint(config.minio.endpoint, config.minio.secure);
-  s3 = await startS3rver({ directory: join(dataDir, "s3"), port: s3Port ?? 9000, host: "127.0.0.1" });
+  const s3Port = parseEndpoint(config.minio.endpoint, config.minio.secure).port ?? 9000;
+  // s3rver reports a taken port as an uncaught error event; ask first so the message names the setting.
+  await assertPortFree(s3Port, `minio.endpoint (${config.minio.endpoint})`);
+  s3 = await startS3rver({ directory: join(dataDir, "s3"), port: s3Port, host: "127.0.0.1" });
   say(`s3rver: http://${s3.endpoint} (data in ${join(dataDir, "s3")})`);
 
   let gpuReady: (ports: { grpc_port: number; web_port: number }) => void = () => {};

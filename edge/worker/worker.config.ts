@@ -1,3 +1,4 @@
+import { z } from "zod";
 import { ConfigError, parseConfig, type Config, type ConfigEnv } from "../../shared/config/config.schema.js";
 import type { WorkerEnv } from "./worker.env.js";
 
@@ -38,4 +39,28 @@ export function parseWorkerConfig(env: WorkerEnv): Config {
   const config = parseConfig(rawConfig(env.CONFIG), stringBindings(env));
   checkWorkerSettings(config);
   return config;
+}
+
+/**
+ * The platform limits a queue consumer stays within (vars, not config.yaml keys: they describe the Cloudflare plan,
+ * not the service). A consumer holding a generation hands it over to a fresh invocation before either runs out.
+ */
+const workerLimitsSchema = z.object({
+  // Subrequests per invocation: 50 on Workers Free, 1,000 on Paid (10,000 in the current limits page).
+  SUBREQUEST_LIMIT: z.coerce.number().int().min(20).default(1000),
+  // Queue consumers may run 15 minutes of wall time; hand over a minute before.
+  CONSUMER_WALL_SECONDS: z.coerce.number().int().min(10).max(900).default(840),
+});
+
+export interface WorkerLimits {
+  subrequests: number;
+  consumerWallMs: number;
+}
+
+export function parseWorkerLimits(env: WorkerEnv): WorkerLimits {
+  const result = workerLimitsSchema.safeParse({ SUBREQUEST_LIMIT: env.SUBREQUEST_LIMIT || undefined, CONSUMER_WALL_SECONDS: env.CONSUMER_WALL_SECONDS || undefined });
+  if (!result.success) {
+    throw new ConfigError(`invalid worker limits:\n${result.error.issues.map((i) => `  ${i.path.join(".")}: ${i.message}`).join("\n")}`);
+  }
+  return { subrequests: result.data.SUBREQUEST_LIMIT, consumerWallMs: result.data.CONSUMER_WALL_SECONDS * 1000 };
 }

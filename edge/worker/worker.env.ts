@@ -4,10 +4,12 @@ import type { ExecutionContext, Queue } from "@cloudflare/workers-types";
 // table); secrets come from `wrangler secret put` (or .dev.vars locally) under the same names as the Node edge's
 // environment overrides (shared/config/config.schema.ts ENV_OVERRIDES).
 
-/** What the dispatch queue carries: the id of a task to (re)dispatch. The row is the truth; this is a nudge. */
-export interface DispatchMessage {
-  taskId: string;
-}
+/**
+ * What the dispatch queue carries. The rows are the truth; a message is a nudge: `dispatch` asks a consumer to
+ * claim the next task and hold its event stream (taskId names the task that caused it, for the logs), `webhooks`
+ * asks it to deliver the callbacks that are due.
+ */
+export type DispatchMessage = { kind: "dispatch"; taskId: string | null } | { kind: "webhooks" };
 
 export interface WorkerEnv {
   /** The config.yaml keys, as a [vars.CONFIG] table (an object) or a JSON string. */
@@ -20,6 +22,9 @@ export interface WorkerEnv {
   /** Comma list of "grpcHost:port|https://web-listener" (the worker uses the web part). */
   GPU_NODES?: string;
   LOG_LEVEL?: string;
+  /** Workers platform limits the consumer plans around (not config.yaml keys): see worker.config.ts. */
+  SUBREQUEST_LIMIT?: string;
+  CONSUMER_WALL_SECONDS?: string;
   DISPATCH_QUEUE: Queue<DispatchMessage>;
 }
 
