@@ -24,8 +24,9 @@ const ROOT = resolve(new URL("..", import.meta.url).pathname);
 const { values: args } = parseArgs({ options: { "data-dir": { type: "string", default: ".data" } } });
 const dataDir = resolve(args["data-dir"]!);
 
-// The environment overrides the worker understands (shared/config/config.schema.ts), passed on as vars.
-const PASSED_ENV = ["SD_API_KEYS", "WEBHOOK_SECRET", "TIER_SECRET", "LOG_LEVEL", "MINIO_PUBLIC_BASE_URL"] as const;
+// The environment overrides the worker understands (shared/config/config.schema.ts), and its platform limits
+// (edge/worker/worker.config.ts), passed on as vars.
+const PASSED_ENV = ["SD_API_KEYS", "WEBHOOK_SECRET", "TIER_SECRET", "LOG_LEVEL", "MINIO_PUBLIC_BASE_URL", "SUBREQUEST_LIMIT", "CONSUMER_WALL_SECONDS"] as const;
 
 function say(message: string): void {
   console.log(`[dev:worker] ${message}`);

@@ -49,7 +49,7 @@ const workerLimitsSchema = z.object({
   // Subrequests per invocation: 50 on Workers Free, 1,000 on Paid (10,000 in the current limits page).
   SUBREQUEST_LIMIT: z.coerce.number().int().min(20).default(1000),
   // Queue consumers may run 15 minutes of wall time; hand over a minute before.
-  CONSUMER_WALL_SECONDS: z.coerce.number().int().min(10).max(900).default(840),
+  CONSUMER_WALL_SECONDS: z.coerce.number().int().min(5).max(900).default(840),
 });
 
 export interface WorkerLimits {

@@ -2,7 +2,8 @@
 // s3rver, a gpu-node process with the tiny model, and `wrangler dev` (workerd; miniflare's queue; the script's
 // timer firing the cron). Real processes and servers only: a generation reaches a fetched PNG and a signed
 // webhook, a receiver answering 500 gets the event again, a task whose consumer died is taken back by the cron,
-// and a cancel stops a running generation.
+// a generation longer than a consumer invocation may live is handed from one to the next, and a cancel stops a
+// running generation.
 import { spawn, type ChildProcess } from "node:child_process";
 import { createHash, createHmac } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -94,7 +95,8 @@ beforeAll(async () => {
   );
   stack = spawn(process.execPath, ["--import", "tsx", "scripts/dev-worker.ts", "--data-dir", join(dir, "data")], {
     cwd: ROOT,
-    env: { PATH: process.env.PATH, HOME: process.env.HOME, SD_CONFIG: configPath, WEBHOOK_SECRET: SECRET },
+    // A 5 s consumer wall budget: a generation of some seconds outlives several consumer invocations.
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, SD_CONFIG: configPath, WEBHOOK_SECRET: SECRET, CONSUMER_WALL_SECONDS: "5" },
     stdio: ["ignore", "pipe", "pipe"],
   });
   stackExited = new Promise((r) => stack.once("exit", () => r()));
@@ -144,11 +146,15 @@ async function task(id: string): Promise<Task> {
   return (await res.json()) as Task;
 }
 
-function finished(id: string): Promise<Task> {
-  return until(`task ${id} to finish`, async () => {
-    const t = await task(id);
-    return ["completed", "failed", "cancelled"].includes(t.status) ? t : null;
-  });
+function finished(id: string, timeoutMs?: number): Promise<Task> {
+  return until(
+    `task ${id} to finish`,
+    async () => {
+      const t = await task(id);
+      return ["completed", "failed", "cancelled"].includes(t.status) ? t : null;
+    },
+    timeoutMs,
+  );
 }
 
 /** The PNG's width and height from its IHDR chunk. */
@@ -217,6 +223,23 @@ describe("the worker stack (npm run dev:worker)", () => {
     expect(done.status).toBe("completed");
     const row = await db.execute({ sql: "SELECT attempts, lease_owner FROM tasks WHERE id = ?", args: [id] });
     expect(row.rows[0]).toMatchObject({ attempts: 2, lease_owner: null });
+  });
+
+  it("hands a generation that outlives a consumer invocation over to the next one, which re-attaches on the same node", async () => {
+    const id = await generate({ prompt: "a long generation", width: 256, height: 256, num_inference_steps: 150, seed: 7 });
+    const done = await finished(id, 300_000);
+    expect(done).toMatchObject({ status: "completed", seed: 7 });
+    // Every step the node ran is accounted for (PNDM runs one more than asked).
+    expect(done.progress!.step).toBe(done.progress!.total);
+    expect(done.progress!.total).toBeGreaterThanOrEqual(150);
+    const lines = stackLog.filter((l) => l.includes(id));
+    expect(lines.filter((l) => l.includes("handing the task over to a fresh invocation")).length).toBeGreaterThan(0);
+    // The node ran it once: later consumers re-attached to the running generation.
+    expect(lines.filter((l) => l.startsWith("[gpu-node]") && l.includes('"task accepted"'))).toHaveLength(1);
+    const row = await db.execute({ sql: "SELECT attempts FROM tasks WHERE id = ?", args: [id] });
+    // A hand-over gives the attempt back.
+    expect(row.rows[0].attempts).toBe(1);
+    expect((await fetch(done.result_url!)).status).toBe(200);
   });
 
   it("cancels a running generation: the row, the node and the callback", async () => {
