@@ -83,7 +83,9 @@ export function openDispatchSession(runtime: WorkerRuntime, options: { claims: n
     name: node.name,
     client: createConnectGpuClient({ baseUrl: node.web, tierSecret: config.tier_secret, fetch: counted }),
   }));
-  const nodes = new ClaimLimitedNodePool(poolNodes, options.claims, { prefetch: config.dispatch.prefetch, logger });
+  // Every invocation probes afresh, so "gpu node up" would be logged each time: debug here; "down" stays a warning.
+  const poolLogger = { ...logger, info: logger.debug };
+  const nodes = new ClaimLimitedNodePool(poolNodes, options.claims, { prefetch: config.dispatch.prefetch, logger: poolLogger });
   const repo = new DispatchRepo(db);
   const outcomes = new TaskOutcomes(db);
   const outbox = new OutboxRepo(db);
