@@ -5,7 +5,7 @@ import { checkCallbackTarget } from "../../edge/webhooks/ssrf.guard.js";
 // A DoH server double: the unit isolates the resolver (no internet here); the guard's classification is real.
 function dohServer(records: Record<string, Array<{ type: number; data: string }>>, status = 0) {
   const asked: string[] = [];
-  const fetchImpl = (async (input: RequestInfo | URL, init?: RequestInit) => {
+  const fetchImpl = (async (input: string | URL | Request, init?: RequestInit) => {
     const url = new URL(String(input));
     asked.push(`${url.searchParams.get("name")} ${url.searchParams.get("type")} ${new Headers(init?.headers).get("accept")}`);
     const type = url.searchParams.get("type") === "A" ? 1 : 28;
