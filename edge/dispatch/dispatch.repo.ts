@@ -6,6 +6,12 @@ import { taskInitImages, tasks, type TaskRow } from "../db/schema.js";
 // `lease_owner = <this edge>` and a live status, so an edge that lost a task (its lease expired and another
 // edge took it, or the task was cancelled) changes nothing and learns it from the zero-row result.
 
+/** Where a claimed task goes: its recorded node if that is healthy, else the candidate. */
+export interface NodeTarget {
+  candidate: string;
+  healthy: readonly string[];
+}
+
 export interface StartedFields {
   seed: number;
   totalSteps: number;
@@ -24,13 +30,21 @@ export class DispatchRepo {
 
   /**
    * Claims, in one atomic UPDATE … RETURNING, the task whose lease expired longest ago (an edge or node died
-   * holding it); else the oldest unleased pending task. Only tasks with attempts left are claimed.
+   * holding it); else the oldest unleased pending task. Only tasks with attempts left are claimed. The same
+   * statement records the node: the one already on the row when it is among `target.healthy` (so the task
+   * re-attaches where it runs), else `target.candidate`.
    */
-  async claim(owner: string, now: Date, leaseUntil: Date, maxAttempts: number): Promise<TaskRow | undefined> {
-    return (await this.#claimExpired(owner, now, leaseUntil, maxAttempts)) ?? (await this.#claimPending(owner, leaseUntil, maxAttempts));
+  async claim(owner: string, now: Date, leaseUntil: Date, maxAttempts: number, target: NodeTarget): Promise<TaskRow | undefined> {
+    return (await this.#claimExpired(owner, now, leaseUntil, maxAttempts, target)) ?? (await this.#claimPending(owner, leaseUntil, maxAttempts, target));
   }
 
-  async #claimExpired(owner: string, now: Date, leaseUntil: Date, maxAttempts: number): Promise<TaskRow | undefined> {
+  #node(target: NodeTarget) {
+    return target.healthy.length === 0
+      ? sql`${target.candidate}`
+      : sql`CASE WHEN ${inArray(tasks.node, [...target.healthy])} THEN ${tasks.node} ELSE ${target.candidate} END`;
+  }
+
+  async #claimExpired(owner: string, now: Date, leaseUntil: Date, maxAttempts: number, target: NodeTarget): Promise<TaskRow | undefined> {
     const expired = this.#db
       .select({ id: tasks.id })
       .from(tasks)
@@ -46,13 +60,13 @@ export class DispatchRepo {
       .limit(1);
     const [row] = await this.#db
       .update(tasks)
-      .set({ leaseOwner: owner, leaseUntil, attempts: sql`${tasks.attempts} + 1` })
+      .set({ leaseOwner: owner, leaseUntil, attempts: sql`${tasks.attempts} + 1`, node: this.#node(target) })
       .where(and(eq(tasks.id, expired), lte(tasks.leaseUntil, now)))
       .returning();
     return row;
   }
 
-  async #claimPending(owner: string, leaseUntil: Date, maxAttempts: number): Promise<TaskRow | undefined> {
+  async #claimPending(owner: string, leaseUntil: Date, maxAttempts: number, target: NodeTarget): Promise<TaskRow | undefined> {
     const oldest = this.#db
       .select({ id: tasks.id })
       .from(tasks)
@@ -61,7 +75,7 @@ export class DispatchRepo {
       .limit(1);
     const [row] = await this.#db
       .update(tasks)
-      .set({ leaseOwner: owner, leaseUntil, attempts: sql`${tasks.attempts} + 1` })
+      .set({ leaseOwner: owner, leaseUntil, attempts: sql`${tasks.attempts} + 1`, node: this.#node(target) })
       .where(and(eq(tasks.id, oldest), isNull(tasks.leaseUntil)))
       .returning();
     return row;
@@ -70,15 +84,6 @@ export class DispatchRepo {
   async initImage(taskId: string): Promise<Uint8Array | undefined> {
     const [row] = await this.#db.select({ bytes: taskInitImages.bytes }).from(taskInitImages).where(eq(taskInitImages.taskId, taskId));
     return row?.bytes;
-  }
-
-  /** Records which node runs the task (a re-claim prefers it, so the node re-attaches instead of running it again). */
-  async assignNode(taskId: string, owner: string, node: string): Promise<boolean> {
-    const result = await this.#db
-      .update(tasks)
-      .set({ node })
-      .where(and(eq(tasks.id, taskId), this.#held(owner)));
-    return result.rowsAffected > 0;
   }
 
   /** Extends the leases of the tasks this edge still holds; returns the ids it still holds. */

@@ -224,16 +224,15 @@ export class Dispatcher {
     if (!nodes.probed || nodes.healthyCount() === 0) await nodes.refresh();
     else void nodes.refresh();
     while (!this.#stopped && nodes.freeSlots() > 0) {
+      const candidate = nodes.pick();
+      if (!candidate) return;
       const now = clock.now();
-      const row = await repo.claim(instanceId, now, new Date(now.getTime() + settings.lease_seconds * 1000), settings.max_attempts);
+      const target = { candidate: candidate.name, healthy: nodes.healthyNames() };
+      const row = await repo.claim(instanceId, now, new Date(now.getTime() + settings.lease_seconds * 1000), settings.max_attempts, target);
       if (!row) return;
-      const node = nodes.pick(row.node);
-      if (!node) {
-        // Raced: the slot went between the check and the claim. Give it back untouched.
-        await repo.release(row.id, instanceId, { lastError: null, refund: true, forgetNode: false }, now);
-        return;
-      }
-      logger.debug({ task_id: row.id, node: node.name, attempt: row.attempts, reattach: row.node === node.name }, "task claimed");
+      // The claim recorded the node: the row's own when healthy (re-attach), else the candidate.
+      const node = nodes.node(row.node ?? candidate.name) ?? candidate;
+      logger.debug({ task_id: row.id, node: node.name, attempt: row.attempts }, "task claimed");
       this.#start(row, node);
     }
   }
@@ -258,7 +257,9 @@ export class Dispatcher {
         this.#held.delete(row.id);
         this.#deps.nodes.release(node.name);
         this.#runs.delete(run);
-        if (!this.#stopped) this.kick();
+        // The freed slot goes to the next task, after a macrotask turn: whatever happens, a dispatch cycle
+        // can never starve the event loop (timers, renewals) even when every call fails at once.
+        if (!this.#stopped) setTimeout(() => this.kick(), 0);
       });
     this.#runs.add(run);
   }
@@ -267,7 +268,6 @@ export class Dispatcher {
     const { repo, instanceId, clock, logger, settings, metrics } = this.#deps;
     const { row, node } = held;
     const log = (obj: Record<string, unknown>, msg: string) => logger.info({ task_id: row.id, node: node.name, ...obj }, msg);
-    if (row.node !== node.name && !(await repo.assignNode(row.id, instanceId, node.name))) return;
     const initImage = row.hasInitImage ? await repo.initImage(row.id) : undefined;
     const throttle = new ProgressThrottle(settings.progress_interval_ms);
     let terminal: GenerateEvent["event"] | null = null;

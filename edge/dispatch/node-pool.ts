@@ -37,6 +37,8 @@ interface NodeState {
   inFlight: number;
   /** When it last received a task (ties go to the node idle the longest). */
   lastAssignedAt: number;
+  /** After a queue_full refusal: no tasks go to it before this, whatever its status says. */
+  fullUntil: number;
   probing: Promise<void> | null;
 }
 
@@ -48,6 +50,9 @@ export interface NodeView {
   limit: number;
   lastError: string | null;
 }
+
+// How long a node that answered queue_full gets no new task.
+const FULL_PAUSE_MS = 1_000;
 
 export class NodePool {
   readonly #states: NodeState[];
@@ -77,6 +82,7 @@ export class NodePool {
       lastError: null,
       inFlight: 0,
       lastAssignedAt: -Infinity,
+      fullUntil: -Infinity,
       probing: null,
     }));
     for (const state of this.#states) {
@@ -149,6 +155,11 @@ export class NodePool {
     return best?.node ?? null;
   }
 
+  /** Names of the healthy nodes (a re-claimed task stays on its node when that is one of them). */
+  healthyNames(): string[] {
+    return this.#states.filter((s) => this.#healthy(s)).map((s) => s.node.name);
+  }
+
   /** Counts a stream this edge opened to the node; call release() when it ends. */
   acquire(name: string): void {
     const state = this.#byName.get(name);
@@ -168,12 +179,16 @@ export class NodePool {
     if (state) this.#down(state, error);
   }
 
-  /** The node refused a task as full: no more tasks go to it until a fresh status shows room. */
+  /**
+   * The node refused a task as full: nothing goes to it for a short while (so a node whose status lags its
+   * queue cannot cause a claim-refuse-release spin), then only once a fresh status shows room.
+   */
   markFull(name: string): void {
     const state = this.#byName.get(name);
     if (!state?.status) return;
     state.status = { ...state.status, queueDepth: Math.max(state.status.queueDepth, state.status.capacity) };
     state.statusAt = -Infinity;
+    state.fullUntil = this.#now() + FULL_PAUSE_MS;
   }
 
   /** GET /health: whether a reachable node has its model loaded (probing nodes whose status is stale). */
@@ -204,6 +219,7 @@ export class NodePool {
   /** Healthy with room: this edge's slots not all taken, and the node's own queue not full. */
   #hasRoom(state: NodeState): boolean {
     const status = state.status as NodeStatus;
+    if (this.#now() < state.fullUntil) return false;
     return state.inFlight < this.#limit(state) && (status.capacity === 0 || status.queueDepth < status.capacity);
   }
 

@@ -19,7 +19,7 @@ export interface WebhookReceiver {
   close(): Promise<void>;
 }
 
-export async function startWebhookReceiver(statuses: Array<number | "hang"> = [200]): Promise<WebhookReceiver> {
+export async function startWebhookReceiver(statuses: Array<number | "hang"> = [200], port = 0): Promise<WebhookReceiver> {
   let script = [...statuses];
   const received: ReceivedWebhook[] = [];
   const server: Server = createServer((req, res) => {
@@ -33,11 +33,11 @@ export async function startWebhookReceiver(statuses: Array<number | "hang"> = [2
       res.end('{"status":"ok"}');
     });
   });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const port = (server.address() as AddressInfo).port;
+  await new Promise<void>((resolve) => server.listen(port, "127.0.0.1", resolve));
+  const bound = (server.address() as AddressInfo).port;
   return {
-    url: `http://127.0.0.1:${port}`,
-    port,
+    url: `http://127.0.0.1:${bound}`,
+    port: bound,
     received,
     script: (next) => {
       script = [...next];

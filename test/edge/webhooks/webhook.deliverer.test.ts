@@ -146,6 +146,25 @@ describe("WebhookDeliverer", () => {
     expect(await outbox.byTask(id)).toMatchObject({ state: "failed", attempts: 3 });
   });
 
+  it("with the default policy, a receiver that is down for a minute gets the event when it comes back", async () => {
+    const port = receiver.port;
+    const id = await completedTask(`http://127.0.0.1:${port}/hook`);
+    await receiver.close();
+    const d = deliverer({ random: () => 0 }, { retry_interval: 5, retry_times: 3, max_attempts: 20 });
+    const start = clock.ms;
+    // Down: every attempt is refused. Even the shortest delays the policy can draw add up past a minute.
+    while (clock.ms - start < 60_000) {
+      expect(await d.deliverDue()).toBe(1);
+      const row = (await outbox.byTask(id))!;
+      expect(row.state).toBe("pending");
+      clock.ms = row.nextAttemptAt.getTime();
+    }
+    receiver = await startWebhookReceiver([200], port);
+    expect(await d.deliverDue()).toBe(1);
+    expect(await outbox.byTask(id)).toMatchObject({ state: "delivered" });
+    expect(receiver.received).toHaveLength(1);
+  });
+
   it("stops at 410 Gone", async () => {
     receiver.script([410]);
     const id = await completedTask();
