@@ -188,7 +188,7 @@ describe("the worker stack (npm run dev:worker)", () => {
     expect(JSON.parse(hook.body)).toEqual({ task_id: id, status: "completed", image_url: done.result_url });
     const attempts = await db.execute({ sql: "SELECT state, attempts FROM webhook_outbox WHERE task_id = ?", args: [id] });
     expect(attempts.rows[0]).toMatchObject({ state: "delivered", attempts: 1 });
-  });
+  }, 300_000);
 
   it("delivers a callback again after the receiver answered 500, with the same webhook-id", async () => {
     const id = await generate({ prompt: "a flaky receiver", width: 64, height: 64, num_inference_steps: 2, num_images: 2, callback_url: `${hookBase}/flaky` });
@@ -206,7 +206,7 @@ describe("the worker stack (npm run dev:worker)", () => {
       [500, "retry"],
       [204, "delivered"],
     ]);
-  });
+  }, 300_000);
 
   it("takes back a task whose consumer died holding it (expired lease), and runs it to completion", async () => {
     const id = crypto.randomUUID();
@@ -223,7 +223,7 @@ describe("the worker stack (npm run dev:worker)", () => {
     expect(done.status).toBe("completed");
     const row = await db.execute({ sql: "SELECT attempts, lease_owner FROM tasks WHERE id = ?", args: [id] });
     expect(row.rows[0]).toMatchObject({ attempts: 2, lease_owner: null });
-  });
+  }, 300_000);
 
   it("hands a generation that outlives a consumer invocation over to the next one, which re-attaches on the same node", async () => {
     const id = await generate({ prompt: "a long generation", width: 256, height: 256, num_inference_steps: 150, seed: 7 });
@@ -240,7 +240,7 @@ describe("the worker stack (npm run dev:worker)", () => {
     // A hand-over gives the attempt back.
     expect(row.rows[0].attempts).toBe(1);
     expect((await fetch(done.result_url!)).status).toBe(200);
-  });
+  }, 360_000);
 
   it("cancels a running generation: the row, the node and the callback", async () => {
     const id = await generate({ prompt: "a long one", width: 256, height: 256, num_inference_steps: 150, callback_url: `${hookBase}/cancelled` });
@@ -257,5 +257,5 @@ describe("the worker stack (npm run dev:worker)", () => {
       return row.rows[0].status === "cancelled" && row.rows[0].lease_owner === null;
     });
     expect((await task(id)).status).toBe("cancelled");
-  });
+  }, 300_000);
 });
