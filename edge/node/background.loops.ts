@@ -34,10 +34,18 @@ export class Loop {
     this.#schedule(0);
   }
 
-  async stop(): Promise<void> {
+  /** Stops scheduling; waits for a running pass, at most `graceMs` when given. */
+  async stop(graceMs?: number): Promise<void> {
     this.#stopped = true;
     if (this.#timer) clearTimeout(this.#timer);
-    await this.#running;
+    if (!this.#running) return;
+    if (graceMs === undefined) {
+      await this.#running;
+      return;
+    }
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([this.#running, new Promise<void>((resolve) => (timer = setTimeout(resolve, graceMs)))]);
+    clearTimeout(timer);
   }
 
   #schedule(ms: number): void {
@@ -75,6 +83,7 @@ export interface EdgeLoops {
 const WEBHOOK_POLL_MS = 1_000;
 const WEBHOOK_BATCH = 16;
 const NO_NODE_TICK_MS = 1_000;
+const WEBHOOK_STOP_GRACE_MS = 2_000;
 
 export function startEdgeLoops(options: {
   config: Config;
@@ -120,7 +129,9 @@ export function startEdgeLoops(options: {
   return {
     wakeWebhooks: () => webhooks.wake(),
     async stop() {
-      await Promise.all([tick.stop(), renew.stop(), webhooks.stop()]);
+      // A callback attempt may wait for a slow receiver up to callback.timeout_seconds; shutdown does not. An
+      // attempt cut off here stays leased until its lease ends, then any edge retries it (same webhook-id).
+      await Promise.all([tick.stop(), renew.stop(), webhooks.stop(WEBHOOK_STOP_GRACE_MS)]);
     },
   };
 }
