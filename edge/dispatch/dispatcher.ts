@@ -74,6 +74,8 @@ export class Dispatcher {
   readonly #held = new Map<string, Held>();
   readonly #runs = new Set<Promise<void>>();
   #pumping: Promise<void> | null = null;
+  /** A round asked for after a macrotask turn (see #kickSoon); idle() waits for it too. */
+  #kickScheduled: Promise<void> | null = null;
   #pumpAgain = false;
   #stopped = false;
   /** Since when no node has been healthy (null while one is); pending tasks time out against it. */
@@ -210,11 +212,21 @@ export class Dispatcher {
     }
   }
 
-  /** Resolves once no stream is open (tests and benchmarks). */
+  /** Resolves once no stream is open and no dispatch round is running or scheduled. */
   async idle(): Promise<void> {
-    while (this.#runs.size > 0 || this.#pumping) {
-      await Promise.allSettled([...this.#runs, this.#pumping ?? Promise.resolve()]);
+    while (this.#runs.size > 0 || this.#pumping || this.#kickScheduled) {
+      await Promise.allSettled([...this.#runs, this.#pumping ?? Promise.resolve(), this.#kickScheduled ?? Promise.resolve()]);
     }
+  }
+
+  #kickSoon(): void {
+    this.#kickScheduled ??= new Promise<void>((resolve) =>
+      setTimeout(() => {
+        this.#kickScheduled = null;
+        this.kick();
+        resolve();
+      }, 0),
+    );
   }
 
   async #round(): Promise<void> {
@@ -259,7 +271,7 @@ export class Dispatcher {
         this.#runs.delete(run);
         // The freed slot goes to the next task, after a macrotask turn: whatever happens, a dispatch cycle
         // can never starve the event loop (timers, renewals) even when every call fails at once.
-        if (!this.#stopped) setTimeout(() => this.kick(), 0);
+        if (!this.#stopped) this.#kickSoon();
       });
     this.#runs.add(run);
   }
