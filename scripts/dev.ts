@@ -2,9 +2,12 @@
 // s3rver (data in .data/s3), a gpu-node (the tiny model on the CPU) and the Node edge, each a child process with
 // its log lines prefixed. Waits until all three are ready, prints the URLs and a curl line. One Ctrl-C stops
 // everything (a second one kills); if any child exits, the others are stopped and the reason printed.
+// `--data-dir <dir>` keeps the S3 objects in <dir>/s3 instead (the database is config's task_db.path).
 import { spawn, type ChildProcess } from "node:child_process";
+import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
 import { ConfigError, type Config } from "../shared/config/config.schema.js";
 import { loadNodeConfig } from "../shared/node/config.load.js";
 
@@ -82,6 +85,8 @@ function jsonMessage(msg: string): (line: string) => Record<string, unknown> | n
 }
 
 async function main(): Promise<void> {
+  const { values } = parseArgs({ options: { "data-dir": { type: "string", default: ".data" } } });
+  const s3Dir = join(values["data-dir"], "s3");
   let config: Config;
   try {
     config = loadNodeConfig();
@@ -94,7 +99,7 @@ async function main(): Promise<void> {
   }
 
   const children: Child[] = [
-    start("s3", 35, "scripts/s3rver.ts", ["--dir", ".data/s3"], (line) => (line.includes("s3rver listening") ? line : null)),
+    start("s3", 35, "scripts/s3rver.ts", ["--dir", s3Dir], (line) => (line.includes("s3rver listening") ? line : null)),
     start("gpu", 36, "gpu-node/main.ts", [], jsonMessage("gpu-node ready")),
   ];
 
@@ -151,7 +156,7 @@ async function main(): Promise<void> {
       `  Docs         ${edgeUrl}/docs   ${edgeUrl}/redoc`,
       `  Metrics      ${edgeUrl}/metrics   gpu-node: http://${config.gpu_node.host}:${node.metrics_port}/metrics`,
       `  gpu-node     grpc ${config.gpu_node.host}:${node.grpc_port}   grpc-web http://${config.gpu_node.host}:${node.web_port}`,
-      `  S3 (s3rver)  http://${config.minio.endpoint}/${config.minio.bucket}   (data in .data/s3)`,
+      `  S3 (s3rver)  http://${config.minio.endpoint}/${config.minio.bucket}   (data in ${s3Dir})`,
       "",
       "  Try it:",
       `    curl -s -X POST ${edgeUrl}/api/v1/generate -H "Content-Type: application/json" \\`,
