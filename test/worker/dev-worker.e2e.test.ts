@@ -13,6 +13,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { createClient, type Client } from "@libsql/client";
+import sharp from "sharp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 const ROOT = new URL("../..", import.meta.url).pathname;
@@ -188,6 +189,21 @@ describe("the worker stack (npm run dev:worker)", () => {
     expect(JSON.parse(hook.body)).toEqual({ task_id: id, status: "completed", image_url: done.result_url });
     const attempts = await db.execute({ sql: "SELECT state, attempts FROM webhook_outbox WHERE task_id = ?", args: [id] });
     expect(attempts.rows[0]).toMatchObject({ state: "delivered", attempts: 1 });
+  }, 300_000);
+
+  it("reports the node's model on /health (GetStatus over gRPC-web)", async () => {
+    const res = await fetch(`${api}/health`);
+    expect(await res.json()).toEqual({ status: "ok", model_loaded: true });
+  });
+
+  it("runs img2img: the init image goes through libSQL over HTTP and gRPC-web as bytes", async () => {
+    const init = await sharp({ create: { width: 96, height: 64, channels: 3, background: { r: 200, g: 80, b: 40 } } }).png().toBuffer();
+    const id = await generate({ prompt: "a warmer sky", init_image: `data:image/png;base64,${init.toString("base64")}`, strength: 0.5, num_inference_steps: 4 });
+    const done = await finished(id);
+    expect(done.status).toBe("completed");
+    const image = Buffer.from(await (await fetch(done.result_url!)).arrayBuffer());
+    // img2img keeps the init image's size.
+    expect(pngSize(image)).toEqual({ width: 96, height: 64 });
   }, 300_000);
 
   it("delivers a callback again after the receiver answered 500, with the same webhook-id", async () => {
