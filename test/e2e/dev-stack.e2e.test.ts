@@ -1,7 +1,7 @@
 // `npm run dev` (scripts/dev.ts) as a user runs it: the three children come up on the configured ports, the
 // README's generate → poll → fetch flow produces an image, one SIGINT stops everything; a child that dies
 // takes the others down with a message.
-import { spawn } from "node:child_process";
+import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { createServer, connect } from "node:net";
 import { tmpdir } from "node:os";
@@ -13,7 +13,12 @@ import { ROOT, waitFor, writeConfig } from "./support/processes.js";
 
 const KEY = "dev-stack-key";
 const dirs: string[] = [];
-const stacks: Array<ReturnType<typeof startDev>> = [];
+interface DevStack {
+  child: ChildProcess;
+  exited: Promise<number | null>;
+  output(): string;
+}
+const stacks: DevStack[] = [];
 
 afterEach(async () => {
   for (const stack of stacks.splice(0)) {
@@ -62,7 +67,7 @@ async function devConfig(overrides: Record<string, unknown> = {}) {
   return { dir, ports: { edge, grpc, web, metrics, s3 }, path: writeConfig(dir, "config.yaml", config) };
 }
 
-function startDev(configPath: string, dataDir: string) {
+function startDev(configPath: string, dataDir: string): DevStack {
   const child = spawn(process.execPath, ["--import", "tsx", "scripts/dev.ts", "--data-dir", dataDir], {
     cwd: ROOT,
     env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", SD_CONFIG: configPath },
