@@ -1,4 +1,4 @@
-// The Node edge: `npm run dev` (for now), or `tsx edge/node/main.ts` in production.
+// The Node edge process: `tsx edge/node/main.ts` (`npm run dev` starts it beside s3rver and a gpu-node).
 import { ConfigError } from "../../shared/config/config.schema.js";
 import { loadNodeConfig } from "../../shared/node/config.load.js";
 import { startEdgeServer } from "./edge-server.js";
