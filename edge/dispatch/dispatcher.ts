@@ -340,6 +340,9 @@ export class Dispatcher {
       }
     } catch (error) {
       if (held.stopReason !== null) return this.#afterStop(held);
+      // Anything but the GPU call failing (the database, while writing an event) is not the node's fault: the
+      // stream is dropped, the lease lapses, and the next claim re-attaches on the same node.
+      if (!(error instanceof GpuCallError)) throw error;
       return this.#callFailed(held, error);
     }
     if (held.stopReason !== null) return this.#afterStop(held);
@@ -368,16 +371,16 @@ export class Dispatcher {
   }
 
   /** The call failed before an outcome: refused by the node, or the connection broke. */
-  async #callFailed(held: Held, error: unknown): Promise<void> {
+  async #callFailed(held: Held, error: GpuCallError): Promise<void> {
     const { node } = held;
-    const message = errorMessage(error);
-    if (error instanceof GpuCallError && error.code === "queue_full") {
+    const message = error.message;
+    if (error.code === "queue_full") {
       // Not the task's fault: another node (or this one, later) takes it without using up an attempt.
       this.#deps.nodes.markFull(node.name);
       await this.#retry(held, message, { refund: true, forgetNode: true });
       return;
     }
-    if (!(error instanceof GpuCallError) || error.code === "unavailable" || error.code === "deadline_exceeded" || error.code === "internal") {
+    if (error.code === "unavailable" || error.code === "deadline_exceeded" || error.code === "internal") {
       this.#deps.nodes.markDown(node.name, error);
     }
     await this.#retry(held, message, { refund: false, forgetNode: false });

@@ -32,13 +32,16 @@ function settings(overrides: Partial<DispatchSettings> = {}): DispatchSettings {
   return { ...parseConfig({}).dispatch, progress_interval_ms: 0, ...overrides };
 }
 
-function dispatcher(nodes: ScriptedNode[], options: { id?: string; settings?: Partial<DispatchSettings>; metrics?: EdgeMetrics; finished?: string[] } = {}) {
+function dispatcher(
+  nodes: ScriptedNode[],
+  options: { id?: string; settings?: Partial<DispatchSettings>; metrics?: EdgeMetrics; finished?: string[]; repo?: DispatchRepo } = {},
+) {
   const pool = new NodePool(
     nodes.map((n) => ({ name: n.name, client: n })),
     { prefetch: options.settings?.prefetch ?? 1, backoffMinMs: 60_000 },
   );
   const d = new Dispatcher({
-    repo: new DispatchRepo(db.db),
+    repo: options.repo ?? new DispatchRepo(db.db),
     outcomes: new TaskOutcomes(db.db),
     nodes: pool,
     clock,
@@ -326,6 +329,30 @@ describe("Dispatcher", () => {
     await second.d.tick();
     await a.waitForStreams(2);
     expect(await row(id)).toMatchObject({ leaseOwner: "edge-2", attempts: 1 });
+  });
+
+  it("a database error while writing an event drops the stream without blaming the node; the lease lapses and the task re-attaches", async () => {
+    const a = new ScriptedNode("a");
+    class FailingRepo extends DispatchRepo {
+      override async started(...args: Parameters<DispatchRepo["started"]>) {
+        void args;
+        throw new Error("SQLITE_BUSY: database is locked");
+      }
+    }
+    const { d, pool } = dispatcher([a], { id: "edge-1", repo: new FailingRepo(db.db) });
+    const id = await db.insertTask();
+    await d.pump();
+    await a.waitForStreams(1);
+    a.streams[0].started(10);
+    await eventually(() => expect(a.streams[0].closed).toBe(true));
+    await d.idle();
+    expect(pool.views()[0]).toMatchObject({ up: true, inFlight: 0 });
+    expect(await row(id)).toMatchObject({ status: "pending", leaseOwner: "edge-1", node: "a", attempts: 1 });
+    clock.advance(30_001);
+    const other = dispatcher([a], { id: "edge-2" });
+    await other.d.tick();
+    await a.waitForStreams(2);
+    expect(await row(id)).toMatchObject({ leaseOwner: "edge-2", node: "a" });
   });
 
   it("does not claim while no node is healthy", async () => {
