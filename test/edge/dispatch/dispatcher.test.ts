@@ -334,8 +334,7 @@ describe("Dispatcher", () => {
   it("a database error while writing an event drops the stream without blaming the node; the lease lapses and the task re-attaches", async () => {
     const a = new ScriptedNode("a");
     class FailingRepo extends DispatchRepo {
-      override async started(...args: Parameters<DispatchRepo["started"]>) {
-        void args;
+      override async started(): ReturnType<DispatchRepo["started"]> {
         throw new Error("SQLITE_BUSY: database is locked");
       }
     }
