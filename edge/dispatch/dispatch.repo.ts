@@ -1,4 +1,4 @@
-import { and, asc, eq, gte, inArray, isNotNull, isNull, lt, lte, sql } from "drizzle-orm";
+import { and, asc, eq, gte, inArray, isNotNull, isNull, lt, lte, or, sql, type SQL } from "drizzle-orm";
 import type { Database } from "../db/database.js";
 import { taskInitImages, tasks, type TaskRow } from "../db/schema.js";
 
@@ -19,6 +19,11 @@ export interface StartedFields {
   width: number | null;
   height: number | null;
   scheduler: string;
+}
+
+/** No edge holds the task: its lease expired, or it has none. */
+export function unheld(now: Date): SQL | undefined {
+  return or(isNull(tasks.leaseUntil), lte(tasks.leaseUntil, now));
 }
 
 export class DispatchRepo {
@@ -196,19 +201,15 @@ export class DispatchRepo {
     return n;
   }
 
-  /** Live tasks whose lease expired with no attempt left: the reconciler fails them. */
+  /**
+   * Live tasks no edge holds (lease expired, or none) with no attempt left: the reconciler fails them. (Unleased
+   * ones only exist when dispatch.max_attempts was lowered since they were last tried.)
+   */
   async exhausted(now: Date, maxAttempts: number, limit = 100): Promise<Pick<TaskRow, "id" | "attempts" | "lastError">[]> {
     return this.#db
       .select({ id: tasks.id, attempts: tasks.attempts, lastError: tasks.lastError })
       .from(tasks)
-      .where(
-        and(
-          isNotNull(tasks.leaseUntil),
-          lte(tasks.leaseUntil, now),
-          inArray(tasks.status, ["pending", "processing"]),
-          gte(tasks.attempts, maxAttempts),
-        ),
-      )
+      .where(and(unheld(now), inArray(tasks.status, ["pending", "processing"]), gte(tasks.attempts, maxAttempts)))
       .limit(limit);
   }
 

@@ -2,7 +2,7 @@
 // lease, sends each to a GPU node over the GpuClient port, and writes the node's events to the row as they
 // arrive. Runtime-agnostic: it owns no timers. The Node edge drives it from in-process loops
 // (edge/node/dispatch.loops.ts); the Workers edge calls the same methods from a Queue consumer and a cron.
-import { and, eq, inArray, isNull, lte, type SQL } from "drizzle-orm";
+import { and, eq, inArray, isNull, type SQL } from "drizzle-orm";
 import type { Config } from "../../shared/config/config.schema.js";
 import type { GenerateEvent } from "../../shared/gen/sd/v1/gpu_pb.js";
 import { tasks, type TaskRow } from "../db/schema.js";
@@ -11,7 +11,7 @@ import type { EdgeMetrics } from "../metrics/metrics.port.js";
 import type { Clock } from "../ports/clock.port.js";
 import type { Logger } from "../ports/logger.port.js";
 import type { TerminalOutcome } from "../webhooks/webhook.payload.js";
-import type { DispatchRepo } from "./dispatch.repo.js";
+import { unheld, type DispatchRepo } from "./dispatch.repo.js";
 import { toGenerateRequest } from "./generate-request.js";
 import type { NodePool, PoolNode } from "./node-pool.js";
 import type { TaskOutcomes } from "./task-outcomes.js";
@@ -145,7 +145,7 @@ export class Dispatcher {
     const now = clock.now();
     for (const row of await repo.exhausted(now, settings.max_attempts)) {
       const message = gaveUpMessage(row.attempts, row.lastError ?? "the lease expired (edge or node stopped) before the task finished");
-      await this.#finish(row.id, { status: "failed", errorMessage: message }, lte(tasks.leaseUntil, now));
+      await this.#finish(row.id, { status: "failed", errorMessage: message }, unheld(now));
     }
     if (nodes.healthyCount() > 0) {
       this.#noHealthySince = Number.NaN;

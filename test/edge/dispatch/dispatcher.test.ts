@@ -272,6 +272,15 @@ describe("Dispatcher", () => {
     expect(await row(id)).toMatchObject({ status: "failed", errorMessage: expect.stringMatching(/gave up after 1 attempt: the lease expired/) });
   });
 
+  it("fails an unleased pending task that has no attempt left (max_attempts lowered since it was tried)", async () => {
+    const a = new ScriptedNode("a");
+    a.down = true;
+    const { d } = dispatcher([a], { settings: { max_attempts: 2 } });
+    const id = await db.insertTask({ attempts: 2, lastError: "a: storage_error: S3 is down" });
+    await d.reconcile();
+    expect(await row(id)).toMatchObject({ status: "failed", errorMessage: "generation gave up after 2 attempts: a: storage_error: S3 is down" });
+  });
+
   it("cancel stops the stream here and tells the node", async () => {
     const a = new ScriptedNode("a");
     const { d } = dispatcher([a]);
