@@ -3,7 +3,7 @@
 //  1. POST → started when idle (target p50 < 20 ms): tasks one at a time on an idle node; the edge records
 //     created_at at the POST and started_at when the node's `started` event arrives (same clock).
 //  2. POST → completed against the node's own time for the same task (target overhead < 5%): the edge's
-//     finished_at − created_at versus the node's reported timings.total_ms (acceptance → stored images), from
+//     finished_at − created_at versus the node's reported total_ms (acceptance → stored images), from
 //     its "task completed" log line. Also the client's view: POST sent → signed callback received.
 //  3. A burst of tasks submitted at once (default 200, over two nodes): every one reaches a terminal state,
 //     none is lost, none runs twice (counted from the nodes' own "task accepted" / "task started" lines).
@@ -103,8 +103,7 @@ async function main(): Promise<void> {
       const callback = await waitFor("callback", () => receiver.received.slice(before).find((r) => r.body.includes(id)));
       const r = await row(id);
       const line = await waitFor("node log", () => allLogs().find((l) => l.task_id === id && l.msg === "task completed"));
-      const timings = line.timings as { totalMs: number; pipelineMs: number };
-      rows.push({ edgeMs: Number(r.finished_at) - Number(r.created_at), nodeMs: timings.totalMs, pipelineMs: timings.pipelineMs, clientMs: callback.at - t0 });
+      rows.push({ edgeMs: Number(r.finished_at) - Number(r.created_at), nodeMs: Number(line.total_ms), pipelineMs: Number(line.pipeline_ms), clientMs: callback.at - t0 });
     }
     const over = rows.map((r) => r.edgeMs - r.nodeMs);
     const rel = rows.map((r) => (r.edgeMs - r.nodeMs) / r.nodeMs);

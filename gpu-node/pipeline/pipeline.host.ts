@@ -15,6 +15,8 @@ import type {
   PipelineRunner,
   PipelineStatus,
   ProgressEvent,
+  RunnerHooks,
+  StartEvent,
 } from "./pipeline.types.js";
 import { pipelineSettings, type PipelineSettings } from "./sd-pipeline.factory.js";
 import { CANCEL_FLAG, type HostMessage, type WorkerData, type WorkerMessage } from "./worker/worker.protocol.js";
@@ -28,6 +30,7 @@ interface Job {
   id: number;
   params: GenerateParams;
   cancel: Int32Array<SharedArrayBuffer>;
+  onStart?: (event: StartEvent) => void;
   onProgress?: (event: ProgressEvent) => void;
   /** Last step reported to onProgress; the worker may skip steps, which are replayed in order. */
   reportedStep: number;
@@ -129,10 +132,7 @@ export class PipelineHost implements PipelineRunner {
     return { adapters: [...this.#loras.adapters], cache: { ...this.#loras.cache } };
   }
 
-  generate(
-    params: GenerateParams,
-    hooks: { onProgress?: (event: ProgressEvent) => void; signal?: AbortSignal } = {},
-  ): Promise<GenerateOutput> {
+  generate(params: GenerateParams, hooks: RunnerHooks = {}): Promise<GenerateOutput> {
     if (this.#closed) return Promise.reject(new DomainError("unavailable", "the pipeline is closed"));
     const { signal } = hooks;
     if (signal?.aborted) return Promise.reject(new DomainError("cancelled", "the generation was cancelled"));
@@ -141,6 +141,7 @@ export class PipelineHost implements PipelineRunner {
         id: this.#nextId++,
         params,
         cancel: new Int32Array(new SharedArrayBuffer(4)),
+        onStart: hooks.onStart,
         onProgress: hooks.onProgress,
         reportedStep: 0,
         resolve,
@@ -194,6 +195,10 @@ export class PipelineHost implements PipelineRunner {
   #onJobMessage(message: Exclude<WorkerMessage, { type: "ready" | "load-failed" | "lora-cache" }>): void {
     const job = this.#jobs.get(message.id);
     if (!job) return;
+    if (message.type === "started") {
+      job.onStart?.({ totalSteps: message.totalSteps, width: message.width, height: message.height });
+      return;
+    }
     if (message.type === "progress") {
       for (let step = job.reportedStep + 1; step <= message.step; step++) {
         job.onProgress?.({ step, total: message.total });

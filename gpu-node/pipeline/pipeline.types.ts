@@ -96,6 +96,23 @@ export interface ProgressEvent {
   total: number;
 }
 
+/**
+ * The run's real shape, known once the pipeline has decoded its input and set its timesteps: img2img takes the
+ * init image's (rounded) size and runs only the last part of the schedule; PLMS and second-order schedulers
+ * call the UNet more often than num_inference_steps.
+ */
+export interface StartEvent {
+  totalSteps: number;
+  width: number;
+  height: number;
+}
+
+export interface RunnerHooks {
+  onStart?: (event: StartEvent) => void;
+  onProgress?: (event: ProgressEvent) => void;
+  signal?: AbortSignal;
+}
+
 export interface PipelineStatus {
   modelLoaded: boolean;
   modelName: string;
@@ -113,9 +130,6 @@ export interface PipelineRunner {
   status(): PipelineStatus;
   /** The adapters the pipeline can apply, and its cache of merged sessions. */
   loras(): { adapters: LoraAdapterInfo[]; cache: LoraCacheStats };
-  generate(
-    params: GenerateParams,
-    hooks: { onProgress?: (event: ProgressEvent) => void; signal?: AbortSignal },
-  ): Promise<GenerateOutput>;
+  generate(params: GenerateParams, hooks: RunnerHooks): Promise<GenerateOutput>;
   close(): Promise<void>;
 }

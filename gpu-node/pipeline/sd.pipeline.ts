@@ -26,6 +26,7 @@ import type {
   LoraRequest,
   PipelineStatus,
   ProgressEvent,
+  StartEvent,
 } from "./pipeline.types.js";
 import type { NoiseSource, Scheduler } from "./schedulers/scheduler.types.js";
 
@@ -80,6 +81,7 @@ export interface PipelineInspector {
 }
 
 export interface RunHooks {
+  onStart?: (event: StartEvent) => void;
   onProgress?: (event: ProgressEvent) => void;
   /** Polled between steps; true stops the run with DomainError("cancelled"). */
   isCancelled?: () => boolean;
@@ -158,7 +160,15 @@ export class SdPipeline {
     this.checkFits(size, "VAE", vaeBytes);
     const vaeChunk = samplesPerRun(vaeBytes, this.options.memoryBudgetMb);
 
-    // 4. Encode input prompt: rows [negative x N, positive x N] when guiding, else [positive x N], with the
+    // 4. Prepare timesteps (diffusers' step 5, moved ahead so the caller learns the run's real shape before the
+    //    slower stages: adapter merges and the text encoder)
+    scheduler.setTimesteps(params.numInferenceSteps);
+    const start = init ? img2imgStart(params.numInferenceSteps, params.strength, scheduler.order) : 0;
+    const timesteps = scheduler.timesteps.subarray(start);
+    if (init) scheduler.setBeginIndex(start);
+    hooks.onStart?.({ totalSteps: timesteps.length, width, height });
+
+    // 5. Encode input prompt: rows [negative x N, positive x N] when guiding, else [positive x N], with the
     //    text encoder (and below, the UNet) of the request's adapter set: the base ones when none applies.
     const adapted = await this.deps.loras.modelsFor(loras, () => hooks.isCancelled?.() ?? false);
     held.models = adapted;
@@ -168,16 +178,9 @@ export class SdPipeline {
     hooks.inspect?.promptEmbeds?.(prompt.embeds, prompt.dims);
     cancelled();
 
-    // 5. Prepare timesteps
-    scheduler.setTimesteps(params.numInferenceSteps);
-    let timesteps = scheduler.timesteps;
-
     // 6. Prepare latent variables
     let latents: Latents;
     if (init) {
-      const start = img2imgStart(params.numInferenceSteps, params.strength, scheduler.order);
-      timesteps = timesteps.subarray(start);
-      scheduler.setBeginIndex(start);
       latents = await this.prepareImageLatents(init, n, timesteps, scheduler, generator, vaeChunk);
     } else {
       const dims: Latents["dims"] = [n, ...latentShape];

@@ -72,7 +72,12 @@ export class GenerationService {
       onFinished: (taskId, outcome) => {
         const log = options.logger.child({ task_id: taskId });
         if (outcome.case === "completed") {
-          log.info({ urls: outcome.value.urls, seed: outcome.value.seed, timings: outcome.value.timings }, "task completed");
+          const { urls, seed, timings } = outcome.value;
+          // Plain numbers: the generated message would carry protobuf-es's $typeName into the log line.
+          log.info(
+            { urls, seed, total_ms: timings?.totalMs, pipeline_ms: timings?.pipelineMs, ort_ms: timings?.ortMs, upload_ms: timings?.uploadMs },
+            "task completed",
+          );
         } else {
           options.observer?.failure(outcome.value.code);
           log.warn({ code: outcome.value.code, retryable: outcome.value.retryable }, `task failed: ${outcome.value.message}`);
@@ -109,8 +114,8 @@ export class GenerationService {
     if (!resolved.ok) {
       return this.queue.reject(taskId, failedFrom(resolved.error));
     }
-    const { params, totalSteps } = resolved;
-    const events = this.queue.enqueue(taskId, (ctx) => this.run(ctx, params, totalSteps));
+    const { params } = resolved;
+    const events = this.queue.enqueue(taskId, (ctx) => this.run(ctx, params));
     log.info(
       {
         width: params.width,
@@ -181,21 +186,10 @@ export class GenerationService {
     this.queue.dispose();
   }
 
-  private async run(ctx: JobContext, params: GenerateParams, totalSteps: number): Promise<Completed> {
+  private async run(ctx: JobContext, params: GenerateParams): Promise<Completed> {
     const { observer, runner, store } = this.options;
     const log = this.options.logger.child({ task_id: ctx.taskId });
     log.info({ queue_ms: Math.round(ctx.startedAt - ctx.acceptedAt) }, "task started");
-    ctx.emit({
-      case: "started",
-      value: create(StartedSchema, {
-        seed: params.seed,
-        totalSteps,
-        width: params.width,
-        height: params.height,
-        numImages: params.numImages,
-        scheduler: params.scheduler.name,
-      }),
-    });
 
     const pipelineStart = this.now();
     // The pipeline host may deliver several steps at once (it batches progress across the thread boundary);
@@ -211,6 +205,21 @@ export class GenerationService {
     };
     const output = await runner.generate(params, {
       signal: ctx.signal,
+      // `started` carries the run's real shape, which only the pipeline knows: img2img's size is the init
+      // image's, and its steps are the tail of the schedule (PLMS and 2nd-order schedulers run more).
+      onStart: ({ totalSteps, width, height }) => {
+        ctx.emit({
+          case: "started",
+          value: create(StartedSchema, {
+            seed: params.seed,
+            totalSteps,
+            width,
+            height,
+            numImages: params.numImages,
+            scheduler: params.scheduler.name,
+          }),
+        });
+      },
       onProgress: ({ step, total }) => {
         if (stepsPending++ === 0) queueMicrotask(recordSteps);
         ctx.emit({ case: "progress", value: create(ProgressSchema, { step, total }) });

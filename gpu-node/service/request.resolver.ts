@@ -18,7 +18,7 @@ export interface ResolveContext {
   loras: ReadonlyMap<string, KnownLora>;
 }
 
-export type Resolved = { ok: true; params: GenerateParams; totalSteps: number } | { ok: false; error: DomainError };
+export type Resolved = { ok: true; params: GenerateParams } | { ok: false; error: DomainError };
 
 const TASK_ID = /^[A-Za-z0-9._-]{1,128}$/;
 export const MAX_NUM_IMAGES = 10;
@@ -78,12 +78,9 @@ export function resolveGenerateRequest(request: GenerateRequest, ctx: ResolveCon
   }
 
   const strength = request.strength ?? ctx.defaults.strength;
+  // img2img with floor(steps * strength) = 0 denoises nothing: the output is the VAE round trip of the input,
+  // which is what the API documents for strength 0 ("almost unchanged").
   if (!Number.isFinite(strength) || strength < 0 || strength > 1) return invalid(`strength must be 0..1, got ${strength}`);
-  // diffusers' img2img runs the last floor(steps * strength) timesteps; zero would denoise nothing.
-  const totalSteps = initImage === null ? steps : Math.min(Math.floor(steps * strength), steps);
-  if (totalSteps < 1) {
-    return invalid(`strength ${strength} with ${steps} steps leaves no denoising step (needs steps * strength >= 1)`);
-  }
 
   let scheduler = ctx.defaultScheduler;
   if (request.scheduler !== undefined && request.scheduler.trim() !== "") {
@@ -103,7 +100,6 @@ export function resolveGenerateRequest(request: GenerateRequest, ctx: ResolveCon
 
   return {
     ok: true,
-    totalSteps,
     params: {
       prompt: request.prompt,
       negativePrompt: request.negativePrompt ?? null,

@@ -62,6 +62,7 @@ async function main(): Promise<void> {
       let lastPost = performance.now();
       try {
         const output = await pipeline.generate(params, {
+          onStart: (event) => post({ type: "started", id, ...event }),
           onProgress: ({ step, total }) => {
             const now = performance.now();
             if (step !== total && now - lastPost < PROGRESS_INTERVAL_MS) return;

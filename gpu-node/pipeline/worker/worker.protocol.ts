@@ -25,6 +25,7 @@ export type WorkerMessage =
   /** After every job: the merged-session cache may have changed. */
   | { type: "lora-cache"; cache: LoraCacheStats }
   | { type: "load-failed"; error: { name: string; message: string } }
+  | { type: "started"; id: number; totalSteps: number; width: number; height: number }
   | { type: "progress"; id: number; step: number; total: number }
   | { type: "done"; id: number; output: GenerateOutput }
   | { type: "failed"; id: number; error: SerializedError };

@@ -168,8 +168,11 @@ export function describeGpuNodeContract(listener: string, target: ContractTarget
         client.generate({ taskId: `${listener}-${randomUUID()}`, prompt: "defaults", width: 64, height: 64, numInferenceSteps: 3 }),
       );
       const started = events.find((e) => e.case === "started");
-      // The tiny model ships a PNDM scheduler_config.json.
-      expect(started).toMatchObject({ value: { scheduler: "PNDMScheduler", numImages: 1, totalSteps: 3 } });
+      // The tiny model ships a PNDM scheduler_config.json; PLMS repeats its second timestep, so 3 steps are 4
+      // UNet calls, and `started` announces the total that progress counts to.
+      expect(started).toMatchObject({ value: { scheduler: "PNDMScheduler", numImages: 1, totalSteps: 4 } });
+      const progress = events.filter((e) => e.case === "progress").map((e) => e.value as { step: number; total: number });
+      expect(progress.at(-1)).toEqual(expect.objectContaining({ step: 4, total: 4 }));
       const completed = completedOf(events);
       expect(completed.seed).toBe((started?.value as { seed: number }).seed);
       expect(Number.isInteger(completed.seed)).toBe(true);
@@ -186,10 +189,21 @@ export function describeGpuNodeContract(listener: string, target: ContractTarget
     it("runs img2img from init image bytes; the output takes the init image's size", async () => {
       const init = await sharp({ create: { width: 72, height: 48, channels: 3, background: { r: 200, g: 30, b: 30 } } }).png().toBuffer();
       const events = await collect(client.generate(request({ initImage: init, strength: 0.5, numInferenceSteps: 6 })));
-      expect(events.find((e) => e.case === "started")).toMatchObject({ value: { totalSteps: 3 } });
+      // `started` already names the init image's size, not the request's placeholder width/height.
+      expect(events.find((e) => e.case === "started")).toMatchObject({ value: { totalSteps: 3, width: 72, height: 48 } });
       const completed = completedOf(events);
       expect(completed.stepsRun).toBe(3);
       await expectImage(completed.urls[0], "png", 72, 48);
+    });
+
+    it("runs img2img at strength 0 as the VAE round trip of the input (no denoising step)", async () => {
+      const init = await sharp({ create: { width: 64, height: 40, channels: 3, background: { r: 20, g: 120, b: 60 } } }).png().toBuffer();
+      const events = await collect(client.generate(request({ initImage: init, strength: 0 })));
+      expect(events.find((e) => e.case === "started")).toMatchObject({ value: { totalSteps: 0, width: 64, height: 40 } });
+      expect(events.some((e) => e.case === "progress")).toBe(false);
+      const completed = completedOf(events);
+      expect(completed.stepsRun).toBe(0);
+      await expectImage(completed.urls[0], "png", 64, 40);
     });
 
     it("replays a finished task: same outcome, same URLs, no second run", async () => {

@@ -9,7 +9,7 @@ import { resolveScheduler } from "../../../shared/schedulers/scheduler-names.js"
 import { readImage } from "../../../gpu-node/pipeline/image/image.codec.js";
 import { ModelLoadError } from "../../../gpu-node/pipeline/model/model-load.error.js";
 import { createPipelineRunner, type PipelineHost } from "../../../gpu-node/pipeline/pipeline.host.js";
-import type { GenerateParams, ProgressEvent } from "../../../gpu-node/pipeline/pipeline.types.js";
+import type { GenerateParams, ProgressEvent, StartEvent } from "../../../gpu-node/pipeline/pipeline.types.js";
 import { TINY_SD_DIR } from "../../helpers/goldens.js";
 import { tinyModelCopy } from "../../helpers/tiny-model.js";
 
@@ -54,9 +54,18 @@ describe("createPipelineRunner", () => {
     expect(runner.status()).toEqual({ modelLoaded: true, modelName: "tiny-sd", nativeWidth: 512, nativeHeight: 512 });
   });
 
-  it("generates with progress per step and returns transferred image bytes", async () => {
+  it("generates with a start report, progress per step and transferred image bytes", async () => {
     const progress: ProgressEvent[] = [];
-    const out = await runner.generate(params({ numImages: 2 }), { onProgress: (e) => progress.push(e) });
+    const starts: StartEvent[] = [];
+    const out = await runner.generate(params({ numImages: 2 }), {
+      onStart: (e) => starts.push(e),
+      onProgress: (e) => {
+        // The start report arrives before the first step.
+        expect(starts).toHaveLength(1);
+        progress.push(e);
+      },
+    });
+    expect(starts).toEqual([{ totalSteps: 3, width: params().width, height: params().height }]);
     expect(progress).toEqual([
       { step: 1, total: 3 },
       { step: 2, total: 3 },

@@ -9,6 +9,7 @@ import type {
   LoraCacheStats,
   PipelineRunner,
   PipelineStatus,
+  RunnerHooks,
 } from "../../../gpu-node/pipeline/pipeline.types.js";
 
 export interface FakeRunnerOptions {
@@ -42,10 +43,7 @@ export class FakeRunner implements PipelineRunner {
     return { modelLoaded: true, modelName: "fake-sd", nativeWidth: this.native, nativeHeight: this.native };
   }
 
-  async generate(
-    params: GenerateParams,
-    hooks: { onProgress?: (event: { step: number; total: number }) => void; signal?: AbortSignal },
-  ): Promise<GenerateOutput> {
+  async generate(params: GenerateParams, hooks: RunnerHooks): Promise<GenerateOutput> {
     this.calls.push(params);
     if (this.failWith) {
       const error = this.failWith;
@@ -65,6 +63,7 @@ export class FakeRunner implements PipelineRunner {
       }
       total = Math.min(Math.floor(params.numInferenceSteps * params.strength), params.numInferenceSteps);
     }
+    hooks.onStart?.({ totalSteps: total, width, height });
     for (let step = 1; step <= total; step++) {
       if (hooks.signal?.aborted) throw new DomainError("cancelled", "cancelled");
       await new Promise((resolve) => setTimeout(resolve, this.stepMs));
