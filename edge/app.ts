@@ -11,6 +11,7 @@ import { notFoundHandler, onError } from "./lib/error-handlers.js";
 import { buildOpenApiJson, registerComponents } from "./lib/openapi.js";
 import { createDocsRouter } from "./routes/docs/docs.index.js";
 import health from "./routes/health/health.index.js";
+import loras from "./routes/loras/loras.index.js";
 import tasks from "./routes/tasks/tasks.index.js";
 import { ApiKeyAuth } from "./security/api-key-auth.js";
 import { routePath } from "hono/route";
@@ -33,6 +34,7 @@ export function createServices(deps: AppDeps): Services {
     clock: deps.clock,
     logger: deps.logger,
     gpuStatus: deps.gpuStatus,
+    loraCatalog: deps.loraCatalog,
     taskEvents: deps.taskEvents,
     tasks: new TasksRepo(deps.db, { coalesceInserts: deps.coalesceInserts ?? false }),
     taskOutcomes: new TaskOutcomes(deps.db),
@@ -71,7 +73,7 @@ export function createApp(deps: AppDeps): AppOpenAPI {
   });
   app.onError(onError);
 
-  for (const router of [health, tasks]) app.route("/", router);
+  for (const router of [health, tasks, loras]) app.route("/", router);
 
   registerComponents(app, config, services.generateRequestSchema);
   let openApiJson: string | undefined;

@@ -11,6 +11,7 @@ import type { Clock } from "./ports/clock.port.js";
 import type { DocsAssets } from "./ports/docs-assets.port.js";
 import type { GpuStatus } from "./ports/gpu-status.port.js";
 import type { Logger } from "./ports/logger.port.js";
+import type { LoraCatalog } from "./ports/lora-catalog.port.js";
 import type { TaskEvents } from "./ports/task-events.port.js";
 import type { ApiKeyAuth } from "./security/api-key-auth.js";
 import type { TokenBucketLimiter } from "./security/token-bucket.js";
@@ -23,6 +24,8 @@ export interface AppDeps {
   clock: Clock;
   logger: Logger;
   gpuStatus: GpuStatus;
+  /** The adapters the GPU nodes offer: GET /api/v1/loras and the check of a request's `loras`. */
+  loraCatalog: LoraCatalog;
   taskEvents: TaskEvents;
   /** Swagger UI / ReDoc bundles to serve; omit where the platform serves them (Workers static assets). */
   docsAssets?: DocsAssets;
@@ -38,6 +41,7 @@ export interface Services {
   clock: Clock;
   logger: Logger;
   gpuStatus: GpuStatus;
+  loraCatalog: LoraCatalog;
   taskEvents: TaskEvents;
   tasks: TasksRepo;
   /** Terminal transitions (cancel) with their callback queued in the same transaction. */

@@ -1,6 +1,6 @@
 import { sql } from "drizzle-orm";
 import { customType, index, integer, real, sqliteTable, text } from "drizzle-orm/sqlite-core";
-import { OUTPUT_FORMATS } from "../../shared/api/generate.schema.js";
+import { OUTPUT_FORMATS, type LoraWeight } from "../../shared/api/generate.schema.js";
 import type { InitImageType } from "../../shared/api/init-image.js";
 import { TASK_STATUSES } from "../../shared/api/task.schema.js";
 
@@ -38,6 +38,8 @@ export const tasks = sqliteTable(
     seed: integer("seed"),
     outputFormat: text("output_format", { enum: OUTPUT_FORMATS }).notNull().default("png"),
     callbackUrl: text("callback_url"),
+    // The request's adapters as [{name, weight}]; null when it named none.
+    loras: text("loras", { mode: "json" }).$type<LoraWeight[]>(),
     // Whether task_init_images holds an input image (img2img).
     hasInitImage: integer("has_init_image", { mode: "boolean" }).notNull().default(false),
 

@@ -25,6 +25,7 @@ const TASK_VIEW_COLUMNS = {
   queuePosition: tasks.queuePosition,
   prompt: tasks.prompt,
   negativePrompt: tasks.negativePrompt,
+  loras: tasks.loras,
 };
 
 export type TaskView = UnpackedRow<typeof TASK_VIEW_COLUMNS>;
@@ -64,6 +65,7 @@ export class TasksRepo {
         seed: sql.placeholder("seed"),
         outputFormat: sql.placeholder("outputFormat"),
         callbackUrl: sql.placeholder("callbackUrl"),
+        loras: sql.placeholder("loras"),
         createdAt: sql.placeholder("createdAt"),
         updatedAt: sql.placeholder("updatedAt"),
       })
@@ -144,6 +146,7 @@ export type NewTask = Required<
     | "seed"
     | "outputFormat"
     | "callbackUrl"
+    | "loras"
     | "createdAt"
     | "updatedAt"
   >

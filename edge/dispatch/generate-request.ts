@@ -19,5 +19,6 @@ export function toGenerateRequest(row: TaskRow, initImage: Uint8Array | undefine
     seed: opt(row.seed),
     initImage,
     outputFormat: row.outputFormat === "png" ? OutputFormat.PNG : OutputFormat.JPEG,
+    loras: row.loras ?? [],
   };
 }

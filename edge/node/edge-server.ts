@@ -11,6 +11,7 @@ import { DispatchRepo } from "../dispatch/dispatch.repo.js";
 import { Dispatcher } from "../dispatch/dispatcher.js";
 import { NodePool, type PoolNode } from "../dispatch/node-pool.js";
 import { TaskOutcomes } from "../dispatch/task-outcomes.js";
+import { createGpuNodesLoraCatalog } from "../gpu/gpu-nodes.lora-catalog.js";
 import { createGrpcGpuClient } from "../gpu/grpc.gpu-client.js";
 import type { Logger } from "../ports/logger.port.js";
 import { OutboxRepo } from "../webhooks/outbox.repo.js";
@@ -38,6 +39,8 @@ export interface EdgeServerOptions {
   migrations?: readonly Migration[];
   /** GET /health's model_loaded; default: the GPU nodes' GetStatus (cached briefly). */
   gpuStatus?: AppDeps["gpuStatus"];
+  /** GET /api/v1/loras and the check of `loras`; default: the GPU nodes' ListLoras (cached briefly). */
+  loraCatalog?: AppDeps["loraCatalog"];
   clock?: AppDeps["clock"];
   /** The GPU nodes; default: a grpc-js client per config.gpu_nodes entry. */
   gpuNodes?: PoolNode[];
@@ -85,7 +88,8 @@ export async function startEdgeServer(config: Config, options: EdgeServerOptions
   const clock = options.clock ?? systemClock;
   const instanceId = options.instanceId ?? `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
   const dispatchRepo = new DispatchRepo(database.db);
-  const nodes = new NodePool(options.gpuNodes ?? grpcPoolNodes(config), { prefetch: config.dispatch.prefetch, logger });
+  const poolNodes = options.gpuNodes ?? grpcPoolNodes(config);
+  const nodes = new NodePool(poolNodes, { prefetch: config.dispatch.prefetch, logger });
   const metrics = new PromMetrics({ taskCounts: () => dispatchRepo.countByStatus(), nodes: () => nodes.views() });
   const outbox = new OutboxRepo(database.db);
   let loops: EdgeLoops | null = null;
@@ -119,6 +123,7 @@ export async function startEdgeServer(config: Config, options: EdgeServerOptions
     clock,
     logger,
     gpuStatus: options.gpuStatus ?? { modelLoaded: () => nodes.modelLoaded() },
+    loraCatalog: options.loraCatalog ?? createGpuNodesLoraCatalog(poolNodes.map((n) => n.client), clock),
     taskEvents: {
       // No polling delay: a new task goes out at once when a node has room.
       onTaskCreated: () => dispatcher.kick(),

@@ -2,6 +2,7 @@ import { systemClock } from "../adapters/system.clock.js";
 import { createApp } from "../app.js";
 import type { AppOpenAPI } from "../app.types.js";
 import { createConnectGpuClient } from "../gpu/connect.gpu-client.js";
+import { createGpuNodesLoraCatalog } from "../gpu/gpu-nodes.lora-catalog.js";
 import type { GpuClient } from "../gpu/gpu-client.port.js";
 import type { Clock } from "../ports/clock.port.js";
 import type { Logger } from "../ports/logger.port.js";
@@ -52,6 +53,7 @@ export function createWorkerRuntime(env: WorkerEnv): WorkerRuntime {
     clock,
     logger,
     gpuStatus: createGpuNodesStatus([...gpuClients.values()], clock),
+    loraCatalog: createGpuNodesLoraCatalog([...gpuClients.values()], clock),
     taskEvents: queueTaskEvents(env.DISPATCH_QUEUE, gpuClients, logger),
     // Served by the platform: wrangler.toml [assets] holds the Swagger UI and ReDoc bundles at the same paths.
     docsAssets: undefined,

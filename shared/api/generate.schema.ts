@@ -6,7 +6,7 @@ import { decodeInitImage, type InitImage } from "./init-image.js";
 import { pyFloat, pyInt } from "./pydantic-fields.js";
 
 // POST /api/v1/generate: the spec's fields, defaults and limits. Unknown fields are dropped (FastAPI ignores
-// them), so later additive fields (e.g. `loras`, issue 7) can join this object without breaking old clients.
+// them), so additive fields (`loras`) join this object without breaking old clients.
 
 export const OUTPUT_FORMATS = ["png", "jpg", "jpeg"] as const;
 export type OutputFormat = (typeof OUTPUT_FORMATS)[number];
@@ -24,6 +24,51 @@ export interface GenerateLimits {
   defaultWidth: number | null;
   defaultHeight: number | null;
 }
+
+// Per-request adapters: a handful is what any UI stacks; each one named costs a merge on the GPU node.
+export const MAX_LORAS = 8;
+export const MAX_LORA_NAME_CHARS = 200;
+// kohya/A1111 users go to ±2, rarely beyond 5; anything larger only burns the image.
+export const MAX_LORA_WEIGHT = 10;
+
+export const LoraWeightSchema = z
+  .object({
+    name: z
+      .string()
+      .max(MAX_LORA_NAME_CHARS)
+      .refine((s) => s.trim().length > 0, "LoRA name must not be blank")
+      .meta({ description: "An adapter the GPU nodes offer (GET /api/v1/loras): its file name without .safetensors.", example: "ink" }),
+    weight: pyFloat({ ge: -MAX_LORA_WEIGHT, le: MAX_LORA_WEIGHT })
+      .default(1)
+      .meta({ description: `How strongly it applies (${-MAX_LORA_WEIGHT} to ${MAX_LORA_WEIGHT}; 0 turns it off, negative inverts it).`, example: 0.8 }),
+  })
+  .meta({ description: "A LoRA / LoHA adapter to merge into the model for this task." });
+
+export type LoraWeight = z.output<typeof LoraWeightSchema>;
+
+const lorasField = z
+  .array(LoraWeightSchema)
+  .max(MAX_LORAS)
+  .superRefine(
+    (loras, ctx) => {
+      const seen = new Set<string>();
+      loras.forEach((lora, i) => {
+        if (seen.has(lora.name)) ctx.addIssue({ code: "custom", path: [i, "name"], message: `LoRA '${lora.name}' is listed twice` });
+        seen.add(lora.name);
+      });
+    },
+    // Like a pydantic validator: only once every entry is valid.
+    { when: (payload) => payload.issues.length === 0 },
+  )
+  .nullable()
+  .default(null)
+  .meta({
+    description:
+      `Adapters merged into the model for this task only, on top of the server's start-up adapters (at most ${MAX_LORAS}, ` +
+      "each name once; naming a start-up adapter sets its weight, 0 turns it off). Names the GPU nodes do not offer are refused with 422. " +
+      "Their trigger words are put in front of the prompt. null: none.",
+    example: [{ name: "ink", weight: 0.8 }],
+  });
 
 export function generateLimitsFromConfig(config: Config): GenerateLimits {
   return {
@@ -123,6 +168,7 @@ export function createGenerateRequestSchema(limits: GenerateLimits) {
         .nullable()
         .default(null)
         .meta({ description: "Receives a POST with the outcome when the task completes or fails." }),
+      loras: lorasField,
     })
     .superRefine((req, ctx) => {
       // Only text-to-image sizes are known here; img2img takes the input image's size.

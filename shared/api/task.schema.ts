@@ -30,6 +30,9 @@ export const TaskResponseSchema = z
     queue_position: z.number().int().nullable().meta({ description: "Tasks ahead of this one while it waits." }),
     prompt: z.string(),
     negative_prompt: z.string().nullable(),
+    loras: z
+      .array(z.object({ name: z.string(), weight: z.number() }))
+      .meta({ description: "The adapters the request named, with their weights (empty when none)." }),
   })
   .meta({ description: "A generation task." });
 

@@ -39,7 +39,7 @@ export interface TestEdge {
 
 export async function createTestEdge(
   rawConfig: Record<string, unknown> = {},
-  deps: Partial<Pick<AppDeps, "gpuStatus" | "taskEvents" | "logger" | "docsAssets">> = {},
+  deps: Partial<Pick<AppDeps, "gpuStatus" | "loraCatalog" | "taskEvents" | "logger" | "docsAssets">> = {},
 ): Promise<TestEdge> {
   const dir = mkdtempSync(join(tmpdir(), "edge-test-"));
   const config = parseConfig({ api: { keys: [KEY_1, KEY_2] }, task_db: { path: join(dir, "tasks.db") }, ...rawConfig });
@@ -51,6 +51,8 @@ export async function createTestEdge(
     clock,
     logger: deps.logger ?? silentLogger,
     gpuStatus: deps.gpuStatus ?? { modelLoaded: async () => false },
+    // No GPU node answers: a request's LoRA names are not checked at the edge.
+    loraCatalog: deps.loraCatalog ?? { snapshot: async () => ({ nodesTotal: 0, nodesAnswered: 0, loras: [] }) },
     taskEvents: deps.taskEvents ?? noopTaskEvents,
     docsAssets: deps.docsAssets,
   });

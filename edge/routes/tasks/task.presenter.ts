@@ -23,5 +23,6 @@ export function toTaskResponse(row: TaskView): TaskResponse {
     queue_position: row.queuePosition,
     prompt: row.prompt,
     negative_prompt: row.negativePrompt,
+    loras: row.loras ?? [],
   };
 }

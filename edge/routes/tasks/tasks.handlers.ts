@@ -3,6 +3,7 @@ import type { AppRouteHandler } from "../../app.types.js";
 import { eq } from "drizzle-orm";
 import { tasks as tasksTable } from "../../db/schema.js";
 import type { CancelTaskRoute, GenerateRoute, GetTaskRoute } from "./tasks.routes.js";
+import { loraRequestErrors } from "./lora-request.check.js";
 import { toTaskResponse } from "./task.presenter.js";
 
 // Task IDs are lowercase UUIDs (crypto.randomUUID); anything else cannot exist, so it is a 404 without a query.
@@ -14,8 +15,19 @@ function drawSeed(): number {
 }
 
 export const generate: AppRouteHandler<GenerateRoute> = async (c) => {
-  const { tasks, clock, taskEvents, logger } = c.var.services;
+  const { tasks, clock, taskEvents, logger, loraCatalog } = c.var.services;
   const req = c.var.body;
+  const loras = req.loras ?? [];
+  if (loras.length > 0) {
+    let errors: ReturnType<typeof loraRequestErrors> = [];
+    try {
+      errors = loraRequestErrors(loras, await loraCatalog.snapshot());
+    } catch (err) {
+      // Nothing to check against: the node that runs the task refuses a name it lacks.
+      logger.warn({ err: (err as Error).message }, "LoRA catalog unavailable");
+    }
+    if (errors.length > 0) return c.json({ detail: errors }, 422);
+  }
   const now = clock.now();
   const id = crypto.randomUUID();
   await tasks.create(
@@ -35,6 +47,7 @@ export const generate: AppRouteHandler<GenerateRoute> = async (c) => {
       seed: req.seed ?? drawSeed(),
       outputFormat: req.output_format,
       callbackUrl: req.callback_url,
+      loras: loras.length > 0 ? loras : null,
       createdAt: now,
       updatedAt: now,
     },

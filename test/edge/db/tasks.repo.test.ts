@@ -26,6 +26,7 @@ const row = (id: string, owner = "owner-a"): NewTask => ({
   seed: 42,
   outputFormat: "png",
   callbackUrl: null,
+  loras: null,
   createdAt: new Date(Date.UTC(2024, 0, 1)),
   updatedAt: new Date(Date.UTC(2024, 0, 1, 0, 0, 5)),
 });
@@ -51,6 +52,7 @@ describe("TasksRepo", () => {
       queuePosition: 0,
       prompt: "一只猫 🐱 \" \\ \u0000",
       negativePrompt: null,
+      loras: null,
     });
     expect(await repo.getViewForOwner("t1", "owner-b")).toBeUndefined();
     expect(await repo.getViewForOwner("t2", "owner-a")).toBeUndefined();
@@ -61,6 +63,21 @@ describe("TasksRepo", () => {
     await repo.create(row("t3"));
     await edge.database.client.execute("UPDATE tasks SET result_urls = '[\"http://s/a.png\",\"http://s/b.png\"]', progress_step = 3, progress_total = 30, queue_position = 0 WHERE id = 't3'");
     expect(await repo.getViewForOwner("t3", "owner-a")).toMatchObject({ resultUrls: ["http://s/a.png", "http://s/b.png"], progressStep: 3, progressTotal: 30, queuePosition: 0 });
+  });
+
+  it("stores a request's adapters as JSON, alone and in coalesced inserts, and reads them back", async () => {
+    const loras = [
+      { name: "ink", weight: 0.8 },
+      { name: "晕染 \"x\"", weight: -1.5 },
+    ];
+    await repo.create({ ...row("l1"), loras });
+    expect((await edge.database.client.execute("SELECT loras FROM tasks WHERE id = 'l1'")).rows[0].loras).toBe(JSON.stringify(loras));
+    expect(await repo.getViewForOwner("l1", "owner-a")).toMatchObject({ loras });
+    expect(await repo.getById("l1")).toMatchObject({ loras });
+    repo = new TasksRepo(edge.database.db, { coalesceInserts: true });
+    await Promise.all([repo.create({ ...row("l2"), loras: [{ name: "a", weight: 1 }] }), repo.create(row("l3"))]);
+    expect(await repo.getViewForOwner("l2", "owner-a")).toMatchObject({ loras: [{ name: "a", weight: 1 }] });
+    expect(await repo.getViewForOwner("l3", "owner-a")).toMatchObject({ loras: null });
   });
 
   it("refuses a duplicate id", async () => {

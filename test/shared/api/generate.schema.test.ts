@@ -117,6 +117,38 @@ describe("callback_url", () => {
   });
 });
 
+describe("loras", () => {
+  function loraError(i: number, input: unknown, message: RegExp) {
+    return { ...valueError("loras", input, message), loc: ["body", "loras", i, "name"] };
+  }
+
+  it("defaults each weight to 1 and drops unknown keys of an entry", () => {
+    expect(parse({ loras: [{ name: "ink" }, { name: "style", weight: "-0.5", strength: 3 }] })).toMatchObject({
+      ok: true,
+      value: { loras: [{ name: "ink", weight: 1 }, { name: "style", weight: -0.5 }] },
+    });
+    expect(parse({ loras: [] })).toMatchObject({ ok: true, value: { loras: [] } });
+  });
+
+  it("refuses blank and repeated names at the entry's name, the first occurrence kept", () => {
+    expect(errorsOf({ loras: [{ name: "  " }] })).toEqual([loraError(0, "  ", /LoRA name must not be blank$/)]);
+    expect(errorsOf({ loras: [{ name: "ink" }, { name: "style" }, { name: "ink", weight: 0.5 }] })).toEqual([
+      loraError(2, "ink", /LoRA 'ink' is listed twice$/),
+    ]);
+  });
+
+  it("checks duplicates only once every entry is valid", () => {
+    expect(errorsOf({ loras: [{ name: "ink" }, { name: "ink", weight: 20 }] })).toEqual([
+      { type: "less_than_equal", loc: ["body", "loras", 1, "weight"], msg: "Input should be less than or equal to 10", input: 20, ctx: { le: 10 } },
+    ]);
+  });
+
+  it("allows the whole weight range, 0 and negative included", () => {
+    for (const weight of [-10, -1, 0, 0.35, 10]) expect(parse({ loras: [{ name: "ink", weight }] }), String(weight)).toMatchObject({ ok: true });
+    expect(errorsOf({ loras: [{ name: "ink", weight: Number.POSITIVE_INFINITY }] })[0]).toMatchObject({ type: "finite_number", loc: ["body", "loras", 0, "weight"] });
+  });
+});
+
 describe("pixel budget", () => {
   it("refuses width x height over api.limits.max_pixels as a model-level value_error", () => {
     const body = { prompt: "p", width: 2048, height: 1024 };
@@ -171,6 +203,7 @@ describe("defaults", () => {
         seed: null,
         output_format: "png",
         callback_url: null,
+        loras: null,
       },
     });
   });

@@ -2,7 +2,9 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { eq } from "drizzle-orm";
 import { tasks } from "../../../../edge/db/schema.js";
 import { TasksRepo } from "../../../../edge/db/tasks.repo.js";
-import { KEY_1, KEY_2, createTestEdge, type TestEdge } from "../../edge-test-app.js";
+import { createGpuNodesLoraCatalog } from "../../../../edge/gpu/gpu-nodes.lora-catalog.js";
+import { KEY_1, KEY_2, ManualClock, createTestEdge, type TestEdge } from "../../edge-test-app.js";
+import { LoraNode } from "../../gpu/lora-node.double.js";
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 // A 1x1 PNG.
@@ -151,6 +153,7 @@ describe("GET /api/v1/tasks/{task_id}", () => {
         queue_position: 0,
         prompt: "a cat",
         negative_prompt: "blurry",
+        loras: [],
       }),
     );
   });
@@ -199,6 +202,75 @@ describe("GET /api/v1/tasks/{task_id}", () => {
     const text = JSON.stringify(row.rows[0]);
     expect(text).not.toContain(KEY_1);
     expect(row.rows[0].owner_key_hash).toMatch(/^[0-9a-f]{64}$/);
+  });
+});
+
+describe("POST /api/v1/generate with loras", () => {
+  let node: LoraNode;
+  async function loraEdge(...nodes: LoraNode[]) {
+    edge.close();
+    edge = await createTestEdge({}, { loraCatalog: createGpuNodesLoraCatalog(nodes, new ManualClock()) });
+  }
+  beforeEach(async () => {
+    node = new LoraNode([{ name: "ink" }, { name: "style" }, { name: "broken", error: "broken.safetensors: header runs past the end of the file" }]);
+    await loraEdge(node);
+  });
+
+  const nameError = (i: number, input: string, msg: string) => ({ type: "value_error", loc: ["body", "loras", i, "name"], msg: `Value error, ${msg}`, input, ctx: { error: {} } });
+
+  it("stores the adapters the nodes offer, with weight 1 where none was given, and echoes them on the task", async () => {
+    const id = await createTask({ prompt: "p", loras: [{ name: "style", weight: 0.5 }, { name: "ink" }] });
+    const row = await edge.database.db.select().from(tasks).where(eq(tasks.id, id)).get();
+    expect(row?.loras).toEqual([
+      { name: "style", weight: 0.5 },
+      { name: "ink", weight: 1 },
+    ]);
+    const view = (await (await edge.request(`/api/v1/tasks/${id}`, { headers: { "x-api-key": KEY_1 } })).json()) as { loras: unknown };
+    expect(view.loras).toEqual([
+      { name: "style", weight: 0.5 },
+      { name: "ink", weight: 1 },
+    ]);
+  });
+
+  it("refuses names no node offers with a 422 listing the usable ones, and names that cannot be used with their error", async () => {
+    const res = await edge.generate({ prompt: "p", loras: [{ name: "ink" }, { name: "inkk", weight: 2 }, { name: "broken" }] });
+    expect(res.status).toBe(422);
+    expect(await res.json()).toEqual({
+      detail: [
+        nameError(1, "inkk", "unknown LoRA 'inkk'; available: ink, style"),
+        nameError(2, "broken", "LoRA 'broken' cannot be used: broken.safetensors: header runs past the end of the file"),
+      ],
+    });
+    expect((await edge.database.client.execute("SELECT count(*) AS n FROM tasks")).rows[0].n).toBe(0);
+  });
+
+  it("says so when the nodes offer no adapter at all", async () => {
+    await loraEdge(new LoraNode([]));
+    const res = await edge.generate({ prompt: "p", loras: [{ name: "ink" }] });
+    expect(await res.json()).toEqual({ detail: [nameError(0, "ink", "unknown LoRA 'ink': the GPU nodes offer no usable LoRA adapters")] });
+  });
+
+  it("checks schema errors first and asks the nodes only for a request that names adapters", async () => {
+    const bad = await edge.generate({ prompt: "p", loras: [{ name: "nope", weight: 11 }] });
+    expect(((await bad.json()) as { detail: Array<{ type: string }> }).detail.map((d) => d.type)).toEqual(["less_than_equal"]);
+    await createTask({ prompt: "p" });
+    await createTask({ prompt: "p", loras: [] });
+    await createTask({ prompt: "p", loras: null });
+    expect(node.calls).toBe(0);
+    const row = await edge.database.db.select().from(tasks).get();
+    expect(row?.loras).toBeNull();
+  });
+
+  it("accepts any name while no node can be asked: the node that runs the task refuses what it lacks", async () => {
+    node.down = true;
+    await loraEdge(node);
+    const id = await createTask({ prompt: "p", loras: [{ name: "whatever", weight: 0.3 }] });
+    expect((await edge.database.db.select().from(tasks).where(eq(tasks.id, id)).get())?.loras).toEqual([{ name: "whatever", weight: 0.3 }]);
+    await loraEdge();
+    await createTask({ prompt: "p", loras: [{ name: "whatever" }] });
+    edge.close();
+    edge = await createTestEdge({}, { loraCatalog: { snapshot: () => Promise.reject(new Error("catalog down")) } });
+    await createTask({ prompt: "p", loras: [{ name: "whatever" }] });
   });
 });
 
