@@ -136,6 +136,7 @@ export function describePublicApiContract(target: string, start: StartEdge): voi
             for (const [method, path] of [
               ["POST", "/api/v1/generate"],
               ["GET", "/api/v1/tasks/550e8400-e29b-41d4-a716-446655440000"],
+              ["GET", "/api/v1/loras"],
             ]) {
               const base: { method: string; body?: string; headers: Record<string, string> } =
                 method === "POST" ? { method, body: '{"prompt":"p"}', headers: { "content-type": "application/json" } } : { method, headers: {} };
@@ -188,9 +189,31 @@ export function describePublicApiContract(target: string, start: StartEdge): voi
               progress: null,
               prompt: "a cat",
               negative_prompt: "blurry",
+              loras: [],
             });
             expect(body.created_at).toMatch(NAIVE_UTC);
             expect(body.updated_at).toMatch(NAIVE_UTC);
+          });
+
+          it("GET /api/v1/loras answers the list's shape: empty, and no node answered", async () => {
+            const res = await client().text("/api/v1/loras", { headers: { "x-api-key": KEY_1 } });
+            expect(res.status).toBe(200);
+            expect(res.headers.get("content-type")).toMatch(/^application\/json/);
+            expect(res.body).toBe('{"loras":[],"nodes_total":1,"nodes_answered":0}');
+          });
+
+          it("accepts loras while no GPU node can be asked, and echoes them on the task", async () => {
+            const id = await client().createTask({ prompt: "p", loras: [{ name: "ink", weight: "0.6" }, { name: "style" }] });
+            const task = (await (await client().request(`/api/v1/tasks/${id}`, { headers: { "x-api-key": KEY_1 } })).json()) as { loras: unknown };
+            expect(task.loras).toEqual([
+              { name: "ink", weight: 0.6 },
+              { name: "style", weight: 1 },
+            ]);
+            const repeated = await client().generate({ prompt: "p", loras: [{ name: "ink" }, { name: "ink", weight: 2 }] });
+            expect(repeated.status).toBe(422);
+            expect(await repeated.json()).toEqual({
+              detail: [{ type: "value_error", loc: ["body", "loras", 1, "name"], msg: "Value error, LoRA 'ink' is listed twice", input: "ink", ctx: { error: {} } }],
+            });
           });
 
           it("GET answers 404 任务不存在 for unknown ids, non-UUIDs and other keys' tasks", async () => {
@@ -307,7 +330,7 @@ export function describePublicApiContract(target: string, start: StartEdge): voi
               components: { securitySchemes: Record<string, unknown>; schemas: Record<string, { properties: Record<string, unknown>; required: string[] }> };
             };
             expect(doc.openapi).toBe("3.1.0");
-            expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(["/api/health", "/api/v1/generate", "/api/v1/tasks/{task_id}", "/health"]));
+            expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(["/api/health", "/api/v1/generate", "/api/v1/loras", "/api/v1/tasks/{task_id}", "/health"]));
             expect(doc.components.securitySchemes).toEqual({
               ApiKeyHeader: expect.objectContaining({ type: "apiKey", in: "header", name: "X-API-Key" }),
               BearerAuth: expect.objectContaining({ type: "http", scheme: "bearer" }),
@@ -316,6 +339,7 @@ export function describePublicApiContract(target: string, start: StartEdge): voi
             const anyKey = [{ ApiKeyHeader: [] }, { BearerAuth: [] }, { ApiKeyQuery: [] }];
             expect(doc.paths["/api/v1/generate"].post.security).toEqual(anyKey);
             expect(doc.paths["/api/v1/tasks/{task_id}"].get.security).toEqual(anyKey);
+            expect(doc.paths["/api/v1/loras"].get.security).toEqual(anyKey);
             expect(doc.paths["/health"].get.security).toEqual([]);
             const request = doc.components.schemas.GenerateRequest;
             expect(Object.keys(request.properties).slice(0, 13)).toEqual([
