@@ -16,6 +16,7 @@ export interface TaskJson {
   num_images: number;
   progress: { step: number; total: number } | null;
   queue_position: number | null;
+  loras: Array<{ name: string; weight: number }>;
 }
 
 const TERMINAL = new Set(["completed", "failed", "cancelled"]);

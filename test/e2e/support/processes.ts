@@ -71,8 +71,8 @@ export interface GpuNodeProcess extends ChildHandle {
   address: string;
 }
 
-/** `tsx gpu-node/main.ts` with the tiny model, ephemeral ports and the given S3 endpoint. */
-export async function startGpuNodeProcess(dir: string, name: string, s3Endpoint: string, bucket: string): Promise<GpuNodeProcess> {
+/** `tsx gpu-node/main.ts` with the tiny model, ephemeral ports and the given S3 endpoint; `extra` adds top-level keys (e.g. lora). */
+export async function startGpuNodeProcess(dir: string, name: string, s3Endpoint: string, bucket: string, extra: Record<string, unknown> = {}): Promise<GpuNodeProcess> {
   const configPath = writeConfig(dir, `${name}.yaml`, {
     sd_model: { path: "models/tiny-sd" },
     minio: { endpoint: s3Endpoint, bucket },
@@ -80,6 +80,7 @@ export async function startGpuNodeProcess(dir: string, name: string, s3Endpoint:
     // One ORT thread per node: the suites run up to two nodes, the edge and other test files on two cores.
     onnx: { intra_op_threads: 1 },
     log_level: "info",
+    ...extra,
   });
   const { handle, ready } = startChild("gpu-node/main.ts", configPath, (line) => line.msg === "gpu-node ready");
   const line = (await ready) as LogLine & { grpc_port: number; web_port: number; metrics_port: number };
