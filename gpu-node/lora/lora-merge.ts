@@ -19,7 +19,7 @@ import type { FileHandle } from "node:fs/promises";
 import { basename, isAbsolute, join, normalize, sep } from "node:path";
 import { moduleDelta, openAdapter } from "./adapter.js";
 import type { AdapterComponent, AdapterDescription, AdapterModule, LoraAdapter, MatMulKernel } from "./adapter.js";
-import { bfloat16ToFloat32, float16ToFloat32, float32ToBfloat16, float32ToFloat16 } from "./float16.codec.js";
+import { bfloat16ToFloat32, float16ToFloat32, float32ToBfloat16, float32ToFloat16 } from "../pipeline/tensor/float16.codec.js";
 import { buildModuleMap } from "./module-map.js";
 import type { ModuleMap, ModuleTarget } from "./module-map.js";
 import { encodeRawTensorSlot, OnnxDataType, parseOnnxModel, rewriteInitializers } from "./onnx-graph.js";

@@ -3,7 +3,7 @@
 // Offsets in the header are relative to the first byte after the header.
 import { open, readFile } from "node:fs/promises";
 import type { FileHandle } from "node:fs/promises";
-import { bfloat16ToFloat32, float16ToFloat32 } from "./float16.codec.js";
+import { bfloat16ToFloat32, float16ToFloat32 } from "../pipeline/tensor/float16.codec.js";
 
 export type SafetensorsDtype =
   | "F64"

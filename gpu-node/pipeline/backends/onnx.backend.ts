@@ -2,6 +2,7 @@
 // metadata the export declares, so model adapters can pick names, dtypes and ranks from it.
 import { performance } from "node:perf_hooks";
 import * as ort from "onnxruntime-node";
+import { float16ToFloat32, float32ToFloat16 } from "../tensor/float16.codec.js";
 
 export type ElementType = "float32" | "float16" | "int32" | "int64" | "other";
 
@@ -142,7 +143,7 @@ function toOrtTensor(info: TensorInfo, tensor: HostTensor): ort.Tensor {
     case "float32":
       return new ort.Tensor("float32", data instanceof Float32Array ? data : Float32Array.from(data), dims);
     case "float16":
-      return new ort.Tensor("float16", toHalf(data), dims);
+      return new ort.Tensor("float16", float32ToFloat16(data), dims);
     case "int32":
       return new ort.Tensor("int32", data instanceof Int32Array ? data : Int32Array.from(data, Math.trunc), dims);
     case "int64": {
@@ -159,63 +160,8 @@ function toOrtTensor(info: TensorInfo, tensor: HostTensor): ort.Tensor {
 function fromOrtData(tensor: ort.Tensor): Float32Array {
   const data = tensor.data;
   if (data instanceof Float32Array) return data;
-  if (tensor.type === "float16") return fromHalf(data as Uint16Array);
+  if (tensor.type === "float16") return float16ToFloat32(data as Uint16Array);
   if (data instanceof BigInt64Array) return Float32Array.from(data, (v) => Number(v));
   if (ArrayBuffer.isView(data)) return Float32Array.from(data as unknown as ArrayLike<number>);
   throw new Error(`output of type ${tensor.type} is not numeric`);
-}
-
-const f32 = new Float32Array(1);
-const u32 = new Uint32Array(f32.buffer);
-
-/** IEEE float32 → float16 with round-to-nearest-even (what numpy's astype(float16) does). */
-export function toHalf(values: ArrayLike<number>): Uint16Array {
-  const out = new Uint16Array(values.length);
-  for (let i = 0; i < values.length; i++) {
-    f32[0] = values[i];
-    const x = u32[0];
-    const sign = (x >>> 16) & 0x8000;
-    const exp = (x >>> 23) & 0xff;
-    let mant = x & 0x7fffff;
-    if (exp === 0xff) {
-      out[i] = sign | 0x7c00 | (mant ? 0x200 : 0);
-      continue;
-    }
-    const e = exp - 127 + 15;
-    if (e >= 0x1f) {
-      out[i] = sign | 0x7c00;
-    } else if (e <= 0) {
-      if (e < -10) {
-        out[i] = sign;
-        continue;
-      }
-      mant |= 0x800000;
-      const shift = 14 - e;
-      let half = mant >>> shift;
-      const rest = mant & ((1 << shift) - 1);
-      const halfway = 1 << (shift - 1);
-      if (rest > halfway || (rest === halfway && half & 1)) half++;
-      out[i] = sign | half;
-    } else {
-      let half = (e << 10) | (mant >>> 13);
-      const rest = mant & 0x1fff;
-      if (rest > 0x1000 || (rest === 0x1000 && half & 1)) half++;
-      out[i] = sign | half;
-    }
-  }
-  return out;
-}
-
-export function fromHalf(values: Uint16Array): Float32Array {
-  const out = new Float32Array(values.length);
-  for (let i = 0; i < values.length; i++) {
-    const h = values[i];
-    const sign = h & 0x8000 ? -1 : 1;
-    const exp = (h >>> 10) & 0x1f;
-    const mant = h & 0x3ff;
-    if (exp === 0) out[i] = sign * mant * 2 ** -24;
-    else if (exp === 0x1f) out[i] = mant ? NaN : sign * Infinity;
-    else out[i] = sign * (1 + mant / 1024) * 2 ** (exp - 15);
-  }
-  return out;
 }

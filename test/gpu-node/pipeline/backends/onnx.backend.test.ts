@@ -1,6 +1,7 @@
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { OnnxBackend, fromHalf, toHalf } from "../../../../gpu-node/pipeline/backends/onnx.backend.js";
+import { OnnxBackend } from "../../../../gpu-node/pipeline/backends/onnx.backend.js";
+import { float16ToFloat32 as fromHalf, float32ToFloat16 as toHalf } from "../../../../gpu-node/pipeline/tensor/float16.codec.js";
 import { TINY_SD_DIR } from "../../../helpers/goldens.js";
 
 describe("OnnxBackend", () => {

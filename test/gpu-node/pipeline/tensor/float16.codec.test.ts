@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { bfloat16ToFloat32, float16ToFloat32, float32ToBfloat16, float32ToFloat16 } from "../../../gpu-node/lora/float16.codec.js";
+import { bfloat16ToFloat32, float16ToFloat32, float32ToBfloat16, float32ToFloat16 } from "../../../../gpu-node/pipeline/tensor/float16.codec.js";
 
 describe("float16 codec", () => {
   it("decodes IEEE half bit patterns", () => {

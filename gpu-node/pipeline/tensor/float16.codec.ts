@@ -1,4 +1,5 @@
-// float16 / bfloat16 <-> float32 conversions (safetensors storage and fp16 ONNX initializers).
+// float16 / bfloat16 <-> float32 conversions: safetensors storage and fp16 ONNX initializers (gpu-node/lora) and
+// the inputs / outputs of fp16 ONNX exports (backends/onnx.backend.ts).
 
 let halfTable: Float32Array | null = null;
 
@@ -35,8 +36,8 @@ export function bfloat16ToFloat32(halves: Uint16Array): Float32Array {
 const f32Scratch = new Float32Array(1);
 const u32Scratch = new Uint32Array(f32Scratch.buffer);
 
-/** Round to nearest even, as numpy's astype(float16) does. */
-export function float32ToFloat16(values: Float32Array): Uint16Array {
+/** Round to nearest even, as numpy's astype(float16) does; plain numbers are rounded to float32 first. */
+export function float32ToFloat16(values: ArrayLike<number>): Uint16Array {
   const out = new Uint16Array(values.length);
   for (let i = 0; i < values.length; i++) {
     f32Scratch[0] = values[i];
