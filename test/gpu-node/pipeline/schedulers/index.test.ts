@@ -9,7 +9,7 @@ import { resolveScheduler, type SchedulerClass } from "../../../../shared/schedu
 const repoFile = (path: string) => readFileSync(fileURLToPath(new URL(`../../../../${path}`, import.meta.url)), "utf8");
 const modelConfig = JSON.parse(repoFile("models/tiny-sd/scheduler/scheduler_config.json")) as Record<string, unknown>;
 const golden = (name: string) =>
-  JSON.parse(repoFile(`../shared/goldens/tiny-sd/${name}/params.json`)) as {
+  JSON.parse(repoFile(`test/gpu-node/pipeline/fixtures/goldens/${name}/params.json`)) as {
     scheduler_class: SchedulerClass;
     scheduler_config: Record<string, unknown>;
     num_inference_steps: number;
