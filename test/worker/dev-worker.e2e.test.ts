@@ -1,7 +1,8 @@
 // End to end through the worker, as `npm run dev:worker` runs it: sqld (migrations applied by the script),
 // s3rver, a gpu-node process with the tiny model, and `wrangler dev` (workerd; miniflare's queue; the script's
 // timer firing the cron). Real processes and servers only: a generation reaches a fetched PNG and a signed
-// webhook, a receiver answering 500 gets the event again, a task whose consumer died is taken back by the cron,
+// webhook, adapters from the node's lora.models_dir are listed and applied, a receiver answering 500 gets the
+// event again, a task whose consumer died is taken back by the cron,
 // a generation longer than a consumer invocation may live is handed from one to the next, and a cancel stops a
 // running generation.
 import { spawn, type ChildProcess } from "node:child_process";
@@ -15,6 +16,7 @@ import { createInterface } from "node:readline";
 import { createClient, type Client } from "@libsql/client";
 import sharp from "sharp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { fixtureRng, loraModule, TINY_MODULES, writeSafetensors } from "../helpers/lora-fixtures.js";
 
 const ROOT = new URL("../..", import.meta.url).pathname;
 const KEY = "worker-e2e-key";
@@ -79,6 +81,12 @@ beforeAll(async () => {
   hookBase = `http://127.0.0.1:${(receiver.address() as { port: number }).port}`;
 
   const [apiPort, s3Port] = [await freePort(), await freePort()];
+  // A tiny adapter for the node's lora.models_dir (UNet and text encoder).
+  const rng = fixtureRng(3);
+  await writeSafetensors(join(dir, "loras", "style.safetensors"), {
+    ...loraModule(TINY_MODULES.unet.to_q, { rank: 4, rng }),
+    ...loraModule(TINY_MODULES.text_encoder.q_proj, { rank: 4, rng }),
+  });
   const configPath = join(dir, "config.yaml");
   writeFileSync(
     configPath,
@@ -87,6 +95,7 @@ beforeAll(async () => {
       "sd_model: { path: models/tiny-sd }",
       `minio: { endpoint: "127.0.0.1:${s3Port}", bucket: worker-e2e }`,
       "gpu_node: { grpc_port: 0, web_port: 0, metrics_port: 0 }",
+      `lora: { models_dir: "${join(dir, "loras")}" }`,
       `server: { host: 127.0.0.1, port: ${apiPort} }`,
       "callback: { retry_times: 3, retry_interval: 1, max_backoff_seconds: 2, allow_private_targets: true }",
       // Short leases and a fast cron timer: the consumer-died case is over in seconds.
@@ -195,6 +204,24 @@ describe("the worker stack (npm run dev:worker)", () => {
     const res = await fetch(`${api}/health`);
     expect(await res.json()).toEqual({ status: "ok", model_loaded: true });
   });
+
+  it("lists the node's adapters (ListLoras over gRPC-web), checks names, and runs a task with one", async () => {
+    const list = await fetch(`${api}/api/v1/loras`, { headers: { "x-api-key": KEY } });
+    expect(await list.json()).toMatchObject({ nodes_total: 1, nodes_answered: 1, loras: [{ name: "style", kind: "lora", matched_modules: 2, error: null }] });
+    const unknown = await fetch(`${api}/api/v1/generate`, {
+      method: "POST",
+      headers: { "content-type": "application/json", "x-api-key": KEY },
+      body: JSON.stringify({ prompt: "p", loras: [{ name: "nope" }] }),
+    });
+    expect(unknown.status).toBe(422);
+    expect(((await unknown.json()) as { detail: Array<{ msg: string }> }).detail[0].msg).toBe("Value error, unknown LoRA 'nope'; available: style");
+    const id = await generate({ prompt: "a lighthouse at dusk", width: 64, height: 64, num_inference_steps: 3, seed: 42, loras: [{ name: "style", weight: 0.8 }] });
+    const done = await finished(id);
+    expect(done).toMatchObject({ status: "completed", error_message: null, loras: [{ name: "style", weight: 0.8 }] });
+    const image = Buffer.from(await (await fetch(done.result_url!)).arrayBuffer());
+    const parameters = (await sharp(image).metadata()).comments?.find((c) => c.keyword === "parameters")?.text;
+    expect(parameters).toMatch(/LoRA: "style: 0\.8"$/);
+  }, 300_000);
 
   it("runs img2img: the init image goes through libSQL over HTTP and gRPC-web as bytes", async () => {
     const init = await sharp({ create: { width: 96, height: 64, channels: 3, background: { r: 200, g: 80, b: 40 } } }).png().toBuffer();
