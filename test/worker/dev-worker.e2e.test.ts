@@ -2,9 +2,8 @@
 // s3rver, a gpu-node process with the tiny model, and `wrangler dev` (workerd; miniflare's queue; the script's
 // timer firing the cron). Real processes and servers only: a generation reaches a fetched PNG and a signed
 // webhook, adapters from the node's lora.models_dir are listed and applied, a receiver answering 500 gets the
-// event again, a task whose consumer died is taken back by the cron,
-// a generation longer than a consumer invocation may live is handed from one to the next, and a cancel stops a
-// running generation.
+// event again, a task whose consumer died is taken back by the cron, a generation longer than a consumer
+// invocation may live is handed from one to the next, and a cancel stops a running generation.
 import { spawn, type ChildProcess } from "node:child_process";
 import { createHash, createHmac } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
