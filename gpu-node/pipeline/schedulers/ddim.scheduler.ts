@@ -1,5 +1,5 @@
 // diffusers' DDIMScheduler with eta = 0 (the StableDiffusion pipelines' default): deterministic, integer timesteps.
-import type { NoiseSource, Scheduler } from "./scheduler.types.js";
+import type { NoiseSource } from "./scheduler.types.js";
 import {
   alphasCumprod,
   f32,
@@ -9,15 +9,8 @@ import {
   rescaleZeroTerminalSnr,
   roundHalfEven,
 } from "./noise-schedule.js";
-import {
-  addNoiseAlphaCumprod,
-  checkSameLength,
-  checkPredictionType,
-  checkStepCount,
-  configError,
-  readConfig,
-  type ResolvedConfig,
-} from "./scheduler.base.js";
+import { checkPredictionType, checkStepCount, configError, readConfig, type ResolvedConfig } from "./scheduler.base.js";
+import { AlphaScheduler } from "./alpha-scheduler.base.js";
 
 export const DDIM_DEFAULTS = {
   num_train_timesteps: 1000,
@@ -58,27 +51,15 @@ export function integerTimesteps(spacing: string, numTrain: number, steps: numbe
   throw configError(NAME, `timestep_spacing "${spacing}" is not supported; choose one of linspace, leading or trailing`);
 }
 
-export class DDIMScheduler implements Scheduler {
-  readonly order = 1;
-  readonly sigmas = null;
-  readonly initNoiseSigma = 1.0;
-  readonly config: DDIMConfig;
-  timesteps: Float64Array = new Float64Array(0);
-  private readonly alphasCumprod: Float32Array;
-  private readonly finalAlphaCumprod: number;
-  private numInferenceSteps: number | null = null;
-
+export class DDIMScheduler extends AlphaScheduler<DDIMConfig> {
   constructor(resolved: ResolvedConfig) {
     const config = readConfig(NAME, DDIM_DEFAULTS, resolved);
-    this.config = config;
     checkPredictionType(NAME, config.prediction_type, ["epsilon", "sample", "v_prediction"]);
     // Dynamic thresholding needs the batch layout (a per-image quantile); SD configs never enable it.
     if (config.thresholding) throw configError(NAME, "thresholding is not implemented");
     let betas = makeBetas(config);
     if (config.rescale_betas_zero_snr) betas = rescaleZeroTerminalSnr(betas);
-    this.alphasCumprod = alphasCumprod(betas);
-    // The step past t = 0 uses ᾱ = 1 (set_alpha_to_one) or ᾱ_0, as SD's config asks (false).
-    this.finalAlphaCumprod = config.set_alpha_to_one ? 1 : this.alphasCumprod[0];
+    super(NAME, config, alphasCumprod(betas));
   }
 
   setTimesteps(numInferenceSteps: number): void {
@@ -88,20 +69,12 @@ export class DDIMScheduler implements Scheduler {
     this.timesteps = Float64Array.from(integerTimesteps(c.timestep_spacing, c.num_train_timesteps, numInferenceSteps, c.steps_offset));
   }
 
-  /** DDIMScheduler has no set_begin_index: img2img relies on the timesteps alone. */
-  setBeginIndex(_index: number): void {}
-
-  scaleModelInput(sample: Float32Array, _timestep: number): Float32Array {
-    return sample;
-  }
-
   step(modelOutput: Float32Array, timestep: number, sample: Float32Array, _noise: NoiseSource): Float32Array {
-    if (this.numInferenceSteps === null) throw configError(NAME, "setTimesteps must run before step");
-    checkSameLength(modelOutput, sample);
+    this.checkStep(modelOutput, sample);
     const c = this.config;
-    const prevTimestep = timestep - Math.floor(c.num_train_timesteps / this.numInferenceSteps);
+    const prevTimestep = timestep - this.stepRatio;
     const alphaProd = this.alphaAt(timestep);
-    const alphaProdPrev = prevTimestep >= 0 ? this.alphaAt(prevTimestep) : this.finalAlphaCumprod;
+    const alphaProdPrev = this.alphaBefore(prevTimestep);
     const betaProd = f32(1 - alphaProd);
     const sqrtAlpha = f32(Math.sqrt(alphaProd));
     const sqrtBeta = f32(Math.sqrt(betaProd));
@@ -137,16 +110,5 @@ export class DDIMScheduler implements Scheduler {
     const prev = new Float32Array(n);
     for (let i = 0; i < n; i++) prev[i] = f32(sqrtAlphaPrev * predOriginal[i]) + f32(directionScale * predEpsilon[i]);
     return prev;
-  }
-
-  addNoise(original: Float32Array, noise: Float32Array, timestep: number): Float32Array {
-    return addNoiseAlphaCumprod(original, noise, this.alphaAt(timestep));
-  }
-
-  private alphaAt(timestep: number): number {
-    if (!Number.isInteger(timestep) || timestep < 0 || timestep >= this.alphasCumprod.length) {
-      throw configError(NAME, `timestep ${timestep} is outside 0..${this.alphasCumprod.length - 1}`);
-    }
-    return this.alphasCumprod[timestep];
   }
 }

@@ -2,32 +2,18 @@
 // default (midpoint), first order on the first and the final step. "sde-dpmsolver++" (A1111's "DPM++ 2M SDE")
 // adds fresh noise every step, drawn from the request's generator before the update, as diffusers does.
 // Works in the VP parameterisation: α_t = 1/sqrt(σ²+1), σ_t = σ α_t, λ = log α_t - log σ_t.
-import type { NoiseSource, Scheduler } from "./scheduler.types.js";
+import type { NoiseSource } from "./scheduler.types.js";
+import { f32, numpyArange, numpyLinspace, roundHalfEven, trainSigmas } from "./noise-schedule.js";
+import { checkPredictionType, checkSameLength, checkStepCount, configError, readConfig, type ResolvedConfig } from "./scheduler.base.js";
 import {
-  alphasCumprod,
-  convertSigmas,
-  f32,
-  interpOnIndexGrid,
-  logF32,
-  makeBetas,
-  numpyArange,
-  numpyLinspace,
-  rescaleZeroTerminalSnr,
-  roundHalfEven,
-  sigmaToT,
-  trainSigmas,
-} from "./noise-schedule.js";
-import {
-  StepCursor,
-  checkSameLength,
-  checkPredictionType,
-  checkStepCount,
-  configError,
+  SigmaScheduler,
   finalSigma,
-  optionalNumber,
-  readConfig,
-  type ResolvedConfig,
-} from "./scheduler.base.js";
+  interpolateSigmas,
+  rampedSchedule,
+  sigmaRampOf,
+  trainingAlphasCumprod,
+  withFinalSigma,
+} from "./sigma-scheduler.base.js";
 
 export const DPM_SOLVER_MULTISTEP_DEFAULTS = {
   num_train_timesteps: 1000,
@@ -90,17 +76,9 @@ function scaledDifference(a: Float32Array, b: Float32Array, r: number): Float32A
   return a.map((v, j) => inv * f32(v - b[j]));
 }
 
-export class DPMSolverMultistepScheduler implements Scheduler {
+export class DPMSolverMultistepScheduler extends SigmaScheduler<DPMSolverMultistepConfig> {
   readonly order = 1;
-  readonly initNoiseSigma = 1.0;
-  readonly config: DPMSolverMultistepConfig;
-  timesteps: Float64Array = new Float64Array(0);
-  sigmas: Float64Array = new Float64Array(0);
-  private readonly trainSigmas: Float32Array;
   private readonly lambdas: Float32Array;
-  private readonly configSigmaMin: number | null;
-  private readonly configSigmaMax: number | null;
-  private readonly cursor = new StepCursor();
   /** Converted model outputs (x0 predictions for ++), newest last, `solver_order` long. */
   private modelOutputs: Array<Float32Array | null> = [];
   private lowerOrderNums = 0;
@@ -110,7 +88,6 @@ export class DPMSolverMultistepScheduler implements Scheduler {
     // diffusers maps the retired "deis" algorithm and the "logrho"/"bh1"/"bh2" solver types onto its own.
     if (config.algorithm_type === "deis") config.algorithm_type = "dpmsolver++";
     if (["logrho", "bh1", "bh2"].includes(config.solver_type)) config.solver_type = "midpoint";
-    this.config = config;
     checkPredictionType(NAME, config.prediction_type, ["epsilon", "sample", "v_prediction"]);
     if (!ALGORITHMS.includes(config.algorithm_type)) throw configError(NAME, `algorithm_type "${config.algorithm_type}" is not implemented`);
     if (config.solver_type !== "midpoint" && config.solver_type !== "heun") {
@@ -127,18 +104,14 @@ export class DPMSolverMultistepScheduler implements Scheduler {
     if ([config.use_karras_sigmas, config.use_exponential_sigmas].filter(Boolean).length > 1) {
       throw configError(NAME, "only one of use_karras_sigmas and use_exponential_sigmas can be used");
     }
-    let betas = makeBetas(config);
-    if (config.rescale_betas_zero_snr) betas = rescaleZeroTerminalSnr(betas);
-    const cumprod = alphasCumprod(betas);
-    if (config.rescale_betas_zero_snr) cumprod[cumprod.length - 1] = 2 ** -24;
-    this.trainSigmas = trainSigmas(cumprod);
+    const cumprod = trainingAlphasCumprod(config);
+    super(config, trainSigmas(cumprod), resolved);
     this.lambdas = cumprod.map((a) => f32(Math.log(f32(Math.sqrt(a)))) - f32(Math.log(f32(Math.sqrt(f32(1 - a))))));
-    this.configSigmaMin = optionalNumber(resolved, "sigma_min");
-    this.configSigmaMax = optionalNumber(resolved, "sigma_max");
   }
 
-  get stepIndex(): number | null {
-    return this.cursor.stepIndex;
+  /** VP parameterisation: x_t = α_t·x0 + σ_t·ε has unit scale, so the initial noise is not scaled. */
+  override get initNoiseSigma(): number {
+    return 1.0;
   }
 
   setTimesteps(numInferenceSteps: number): void {
@@ -164,48 +137,42 @@ export class DPMSolverMultistepScheduler implements Scheduler {
         throw configError(NAME, `timestep_spacing "${c.timestep_spacing}" is not supported`);
     }
     let sigmas: ArrayLike<number>;
-    const ramp = c.use_karras_sigmas ? "karras" : c.use_exponential_sigmas ? "exponential" : null;
+    const ramp = sigmaRampOf(c);
     if (ramp) {
-      const logSigmas = logF32(this.trainSigmas);
+      // The ramp spans the whole training range (not the interpolated schedule's ends, as in the other classes).
       const descending = Float32Array.from(this.trainSigmas).reverse();
-      sigmas = convertSigmas(ramp, descending, numInferenceSteps, this.configSigmaMin, this.configSigmaMax);
-      const fractional = Array.from(sigmas, (s) => sigmaToT(s, logSigmas, "numpy"));
+      const ramped = rampedSchedule(ramp, descending, numInferenceSteps, this.trainSigmas, this.configBounds);
+      sigmas = ramped.sigmas;
       const round = ramp === "karras" && c.beta_schedule !== "squaredcos_cap_v2";
       // astype(int64) truncates what was not rounded.
-      timesteps = fractional.map((t) => (round ? roundHalfEven(t) : Math.trunc(t)));
+      timesteps = Array.from(ramped.timesteps, (t) => (round ? roundHalfEven(t) : Math.trunc(t)));
     } else {
-      sigmas = Float64Array.from(timesteps, (t) => interpOnIndexGrid(t, this.trainSigmas));
+      sigmas = interpolateSigmas(timesteps, this.trainSigmas);
     }
-    const all = new Float32Array(sigmas.length + 1);
-    all.set(Float32Array.from(sigmas));
-    all[sigmas.length] = finalSigma(NAME, c.final_sigmas_type, this.trainSigmas);
-    this.sigmas = Float64Array.from(all);
+    this.sigmas = Float64Array.from(withFinalSigma(sigmas, finalSigma(NAME, c.final_sigmas_type, this.trainSigmas)));
     this.timesteps = Float64Array.from(timesteps);
     this.modelOutputs = new Array(c.solver_order).fill(null);
     this.lowerOrderNums = 0;
     this.cursor.reset();
   }
 
-  setBeginIndex(index: number): void {
-    this.cursor.beginIndex = index;
-  }
-
   /** DPM-Solver's index_for_timestep: an unknown timestep means the last step; a repeated one its second place. */
-  private indexForTimestep(timestep: number): number {
+  protected override indexForTimestep(timestep: number): number {
     const matches: number[] = [];
     this.timesteps.forEach((t, i) => t === timestep && matches.push(i));
     if (matches.length === 0) return this.timesteps.length - 1;
     return matches.length > 1 ? matches[1] : matches[0];
   }
 
-  scaleModelInput(sample: Float32Array, _timestep: number): Float32Array {
+  /** No input scaling (and, unlike the other sigma classes, no step_index set here). */
+  override scaleModelInput(sample: Float32Array, _timestep: number): Float32Array {
     return sample;
   }
 
   step(modelOutput: Float32Array, timestep: number, sample: Float32Array, noise: NoiseSource): Float32Array {
     checkSameLength(modelOutput, sample);
     const c = this.config;
-    const i = this.cursor.ensure(timestep, (t) => this.indexForTimestep(t));
+    const i = this.currentStepIndex(timestep);
     const count = this.timesteps.length;
     const lowerOrderFinal =
       i === count - 1 && (c.euler_at_final || (c.lower_order_final && count < 15) || c.final_sigmas_type === "zero");
@@ -390,7 +357,8 @@ export class DPMSolverMultistepScheduler implements Scheduler {
     }
   }
 
-  addNoise(original: Float32Array, noise: Float32Array, timestep: number): Float32Array {
+  /** VP add_noise: α_t·x0 + σ_t·noise. */
+  override addNoise(original: Float32Array, noise: Float32Array, timestep: number): Float32Array {
     checkSameLength(original, noise);
     const i = this.cursor.forAddNoise(timestep, (t) => this.indexForTimestep(t));
     const { alpha, sigmaT } = alphaSigma(this.sigmas[i]);

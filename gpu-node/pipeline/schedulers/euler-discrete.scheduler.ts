@@ -1,34 +1,21 @@
 // diffusers' EulerDiscreteScheduler (Karras et al. 2022, Algorithm 2 with s_churn = 0, as the SD pipelines call it).
-import type { NoiseSource, Scheduler } from "./scheduler.types.js";
+import type { NoiseSource } from "./scheduler.types.js";
+import { f32, logF32, torchLinspaceF32, trainSigmas } from "./noise-schedule.js";
+import { checkPredictionType, configError, readConfig, type ResolvedConfig } from "./scheduler.base.js";
 import {
-  alphasCumprod,
-  convertSigmas,
-  f32,
-  interpOnIndexGrid,
-  logF32,
-  makeBetas,
-  rescaleZeroTerminalSnr,
-  sigmaSchedulerTimesteps,
-  sigmaToT,
-  torchLinspaceF32,
-  trainSigmas,
-} from "./noise-schedule.js";
-import {
-  StepCursor,
+  SigmaScheduler,
   addScaled,
-  addScaledNoise,
-  checkPredictionType,
-  checkStepCount,
-  configError,
+  checkSigmaRamps,
   derivative,
-  divideBySigmaNorm,
   finalSigma,
-  indexForTimestep,
-  initNoiseSigmaOf,
+  interpolateSigmas,
   predictOriginalFromSigma,
-  readConfig,
-  type ResolvedConfig,
-} from "./scheduler.base.js";
+  rampedSchedule,
+  sigmaRampOf,
+  spacedTimesteps,
+  trainingAlphasCumprod,
+  withFinalSigma,
+} from "./sigma-scheduler.base.js";
 
 export const EULER_DISCRETE_DEFAULTS = {
   num_train_timesteps: 1000,
@@ -53,46 +40,23 @@ export type EulerDiscreteConfig = typeof EULER_DISCRETE_DEFAULTS;
 
 const NAME = "EulerDiscreteScheduler";
 
-export class EulerDiscreteScheduler implements Scheduler {
+export class EulerDiscreteScheduler extends SigmaScheduler<EulerDiscreteConfig> {
   readonly order = 1;
-  readonly config: EulerDiscreteConfig;
-  timesteps: Float64Array = new Float64Array(0);
-  sigmas: Float64Array = new Float64Array(0);
-  private readonly trainSigmas: Float32Array;
-  private readonly cursor = new StepCursor();
 
   constructor(resolved: ResolvedConfig) {
     const config = readConfig(NAME, EULER_DISCRETE_DEFAULTS, resolved);
-    this.config = config;
     checkPredictionType(NAME, config.prediction_type, ["epsilon", "v_prediction", "sample", "original_sample"]);
-    if (config.use_beta_sigmas) throw configError(NAME, "use_beta_sigmas is not implemented");
-    if ([config.use_karras_sigmas, config.use_exponential_sigmas].filter(Boolean).length > 1) {
-      throw configError(NAME, "only one of use_karras_sigmas and use_exponential_sigmas can be used");
-    }
-    let betas = makeBetas(config);
-    if (config.rescale_betas_zero_snr) betas = rescaleZeroTerminalSnr(betas);
-    const cumprod = alphasCumprod(betas);
-    // Zero terminal SNR would make the last sigma infinite; diffusers pins ᾱ_T to 2^-24 instead.
-    if (config.rescale_betas_zero_snr) cumprod[cumprod.length - 1] = 2 ** -24;
-    this.trainSigmas = trainSigmas(cumprod);
-  }
-
-  get initNoiseSigma(): number {
-    return initNoiseSigmaOf(this.sigmas, this.config.timestep_spacing);
-  }
-
-  get stepIndex(): number | null {
-    return this.cursor.stepIndex;
+    checkSigmaRamps(NAME, config);
+    super(config, trainSigmas(trainingAlphasCumprod(config)), resolved);
   }
 
   setTimesteps(numInferenceSteps: number): void {
     const c = this.config;
-    checkStepCount(NAME, numInferenceSteps, c.num_train_timesteps);
-    const spaced = sigmaSchedulerTimesteps(c.timestep_spacing, c.num_train_timesteps, numInferenceSteps, c.steps_offset);
+    const spaced = spacedTimesteps(NAME, c, numInferenceSteps);
     let timesteps: ArrayLike<number> = spaced;
     let sigmas: ArrayLike<number>;
     if (c.interpolation_type === "linear") {
-      sigmas = Float64Array.from(spaced, (t) => interpOnIndexGrid(t, this.trainSigmas));
+      sigmas = interpolateSigmas(spaced, this.trainSigmas);
     } else if (c.interpolation_type === "log_linear") {
       // torch.linspace(log σ_max, log σ_min, n + 1).exp(): one more sigma than steps, as diffusers has it.
       const logs = logF32([this.trainSigmas[this.trainSigmas.length - 1], this.trainSigmas[0]]);
@@ -100,16 +64,13 @@ export class EulerDiscreteScheduler implements Scheduler {
     } else {
       throw configError(NAME, `interpolation_type "${c.interpolation_type}" is not implemented`);
     }
-    const ramp = c.use_karras_sigmas ? "karras" : c.use_exponential_sigmas ? "exponential" : null;
+    const ramp = sigmaRampOf(c);
     if (ramp) {
-      const logSigmas = logF32(this.trainSigmas);
-      sigmas = convertSigmas(ramp, sigmas, numInferenceSteps, c.sigma_min, c.sigma_max);
-      timesteps = Float64Array.from(sigmas, (s) => sigmaToT(s, logSigmas, "numpy"));
+      // Euler's own sigma_min / sigma_max keys.
+      const bounds = { min: c.sigma_min, max: c.sigma_max };
+      ({ sigmas, timesteps } = rampedSchedule(ramp, sigmas, numInferenceSteps, this.trainSigmas, bounds));
     }
-    const last = finalSigma(NAME, c.final_sigmas_type, this.trainSigmas);
-    const all = new Float32Array(sigmas.length + 1);
-    all.set(Float32Array.from(sigmas));
-    all[sigmas.length] = last;
+    const all = withFinalSigma(sigmas, finalSigma(NAME, c.final_sigmas_type, this.trainSigmas));
     this.sigmas = Float64Array.from(all);
     if (c.timestep_type === "continuous" && c.prediction_type === "v_prediction") {
       this.timesteps = Float64Array.from(all.subarray(0, all.length - 1), (s) => f32(0.25 * f32(Math.log(s))));
@@ -119,17 +80,8 @@ export class EulerDiscreteScheduler implements Scheduler {
     this.cursor.reset();
   }
 
-  setBeginIndex(index: number): void {
-    this.cursor.beginIndex = index;
-  }
-
-  scaleModelInput(sample: Float32Array, timestep: number): Float32Array {
-    const i = this.cursor.ensure(timestep, (t) => indexForTimestep(this.timesteps, t));
-    return divideBySigmaNorm(sample, this.sigmas[i]);
-  }
-
   step(modelOutput: Float32Array, timestep: number, sample: Float32Array, _noise: NoiseSource): Float32Array {
-    const i = this.cursor.ensure(timestep, (t) => indexForTimestep(this.timesteps, t));
+    const i = this.currentStepIndex(timestep);
     // s_churn = 0 in the pipelines, so gamma = 0, sigma_hat = sigma and no noise is drawn.
     const sigma = this.sigmas[i];
     // Euler alone also accepts "original_sample" as a spelling of "sample".
@@ -139,10 +91,5 @@ export class EulerDiscreteScheduler implements Scheduler {
     const prev = addScaled(sample, derivative(sample, predOriginal, sigma), dt);
     this.cursor.stepIndex = i + 1;
     return prev;
-  }
-
-  addNoise(original: Float32Array, noise: Float32Array, timestep: number): Float32Array {
-    const i = this.cursor.forAddNoise(timestep, (t) => indexForTimestep(this.timesteps, t));
-    return addScaledNoise(original, noise, this.sigmas[i]);
   }
 }

@@ -1,33 +1,19 @@
 // diffusers' LMSDiscreteScheduler: linear multistep (order 4) on the ODE derivatives, with coefficients that
 // integrate the Lagrange basis polynomials over [σ_i, σ_{i+1}]. diffusers integrates with scipy's quad; the
 // integrand is a polynomial of degree ≤ 3, so 5-point Gauss-Legendre (exact to degree 9) gives the exact value.
-import type { NoiseSource, Scheduler } from "./scheduler.types.js";
+import type { NoiseSource } from "./scheduler.types.js";
+import { f32, trainSigmas } from "./noise-schedule.js";
+import { checkPredictionType, readConfig, type ResolvedConfig } from "./scheduler.base.js";
 import {
-  alphasCumprod,
-  convertSigmas,
-  f32,
-  interpOnIndexGrid,
-  logF32,
-  makeBetas,
-  sigmaSchedulerTimesteps,
-  sigmaToT,
-  trainSigmas,
-} from "./noise-schedule.js";
-import {
-  StepCursor,
-  addScaledNoise,
-  checkPredictionType,
-  checkStepCount,
-  configError,
+  SigmaScheduler,
+  checkSigmaRamps,
   derivative,
-  divideBySigmaNorm,
-  indexForTimestep,
-  initNoiseSigmaOf,
-  optionalNumber,
   predictOriginalFromSigma,
-  readConfig,
-  type ResolvedConfig,
-} from "./scheduler.base.js";
+  sigmaRampOf,
+  sigmaSchedule,
+  trainingAlphasCumprod,
+  withFinalSigma,
+} from "./sigma-scheduler.base.js";
 
 export const LMS_DISCRETE_DEFAULTS = {
   num_train_timesteps: 1000,
@@ -65,70 +51,26 @@ export function integratePolynomial(f: (tau: number) => number, a: number, b: nu
   return sum * half;
 }
 
-export class LMSDiscreteScheduler implements Scheduler {
+export class LMSDiscreteScheduler extends SigmaScheduler<LMSDiscreteConfig> {
   readonly order = 1;
-  readonly config: LMSDiscreteConfig;
-  timesteps: Float64Array = new Float64Array(0);
-  sigmas: Float64Array = new Float64Array(0);
-  private readonly trainSigmas: Float32Array;
-  private readonly cursor = new StepCursor();
   /** The last (up to four) derivatives, oldest first. */
   private derivatives: Float32Array[] = [];
-  // sigma_min / sigma_max are not LMS keys, but a model file may carry them and diffusers' exponential ramp sees them.
-  private readonly configSigmaMin: number | null;
-  private readonly configSigmaMax: number | null;
 
   constructor(resolved: ResolvedConfig) {
     const config = readConfig(NAME, LMS_DISCRETE_DEFAULTS, resolved);
-    this.config = config;
     checkPredictionType(NAME, config.prediction_type, ["epsilon", "v_prediction", "sample"]);
-    if (config.use_beta_sigmas) throw configError(NAME, "use_beta_sigmas is not implemented");
-    if ([config.use_karras_sigmas, config.use_exponential_sigmas].filter(Boolean).length > 1) {
-      throw configError(NAME, "only one of use_karras_sigmas and use_exponential_sigmas can be used");
-    }
-    this.trainSigmas = trainSigmas(alphasCumprod(makeBetas(config)));
-    this.configSigmaMin = optionalNumber(resolved, "sigma_min");
-    this.configSigmaMax = optionalNumber(resolved, "sigma_max");
-  }
-
-  get initNoiseSigma(): number {
-    return initNoiseSigmaOf(this.sigmas, this.config.timestep_spacing);
-  }
-
-  get stepIndex(): number | null {
-    return this.cursor.stepIndex;
+    checkSigmaRamps(NAME, config);
+    super(config, trainSigmas(trainingAlphasCumprod(config)), resolved);
   }
 
   setTimesteps(numInferenceSteps: number): void {
-    const c = this.config;
-    checkStepCount(NAME, numInferenceSteps, c.num_train_timesteps);
-    const spaced = sigmaSchedulerTimesteps(c.timestep_spacing, c.num_train_timesteps, numInferenceSteps, c.steps_offset);
-    let timesteps: ArrayLike<number> = spaced;
-    let sigmas: ArrayLike<number> = Float64Array.from(spaced, (t) => interpOnIndexGrid(t, this.trainSigmas));
-    const ramp = c.use_karras_sigmas ? "karras" : c.use_exponential_sigmas ? "exponential" : null;
-    if (ramp) {
-      // LMS's Karras ramp ignores any sigma_min/sigma_max in the config (its _convert_to_karras does not read them).
-      const configMin = ramp === "karras" ? null : this.configSigmaMin;
-      const configMax = ramp === "karras" ? null : this.configSigmaMax;
-      const logSigmas = logF32(this.trainSigmas);
-      sigmas = convertSigmas(ramp, sigmas, numInferenceSteps, configMin, configMax);
-      timesteps = Float64Array.from(sigmas, (s) => sigmaToT(s, logSigmas, "numpy"));
-    }
-    const all = new Float32Array(sigmas.length + 1);
-    all.set(Float32Array.from(sigmas));
-    this.sigmas = Float64Array.from(all);
+    // LMS's Karras ramp ignores any sigma_min/sigma_max in the config (its _convert_to_karras does not read them).
+    const bounds = sigmaRampOf(this.config) === "karras" ? { min: null, max: null } : this.configBounds;
+    const { timesteps, sigmas } = sigmaSchedule(NAME, this.config, this.trainSigmas, numInferenceSteps, bounds);
+    this.sigmas = Float64Array.from(withFinalSigma(sigmas));
     this.timesteps = Float64Array.from(Float32Array.from(timesteps));
     this.cursor.reset();
     this.derivatives = [];
-  }
-
-  setBeginIndex(index: number): void {
-    this.cursor.beginIndex = index;
-  }
-
-  scaleModelInput(sample: Float32Array, timestep: number): Float32Array {
-    const i = this.cursor.ensure(timestep, (t) => indexForTimestep(this.timesteps, t));
-    return divideBySigmaNorm(sample, this.sigmas[i]);
   }
 
   /** The coefficient of the derivative `currentOrder` steps back: ∫ Π_{k≠current} (τ-σ_{t-k})/(σ_{t-current}-σ_{t-k}). */
@@ -146,7 +88,7 @@ export class LMSDiscreteScheduler implements Scheduler {
   }
 
   step(modelOutput: Float32Array, timestep: number, sample: Float32Array, _noise: NoiseSource): Float32Array {
-    const i = this.cursor.ensure(timestep, (t) => indexForTimestep(this.timesteps, t));
+    const i = this.currentStepIndex(timestep);
     const sigma = this.sigmas[i];
     const predOriginal = predictOriginalFromSigma(this.config.prediction_type, modelOutput, sample, sigma);
     this.derivatives.push(derivative(sample, predOriginal, sigma));
@@ -165,10 +107,5 @@ export class LMSDiscreteScheduler implements Scheduler {
     const prev = sample.map((x, j) => x + sum[j]);
     this.cursor.stepIndex = i + 1;
     return prev;
-  }
-
-  addNoise(original: Float32Array, noise: Float32Array, timestep: number): Float32Array {
-    const i = this.cursor.forAddNoise(timestep, (t) => indexForTimestep(this.timesteps, t));
-    return addScaledNoise(original, noise, this.sigmas[i]);
   }
 }

@@ -1,17 +1,10 @@
 // diffusers' PNDMScheduler (pseudo numerical methods, Liu et al. 2022). SD's config sets skip_prk_steps, which
 // makes it PLMS: linear multistep on the noise predictions, warmed up by one repeated timestep. The Runge-Kutta
 // warm-up (skip_prk_steps false, the class default) is kept for configs that ask for it.
-import type { NoiseSource, Scheduler } from "./scheduler.types.js";
+import type { NoiseSource } from "./scheduler.types.js";
 import { alphasCumprod, f32, makeBetas } from "./noise-schedule.js";
-import {
-  addNoiseAlphaCumprod,
-  checkPredictionType,
-  checkSameLength,
-  checkStepCount,
-  configError,
-  readConfig,
-  type ResolvedConfig,
-} from "./scheduler.base.js";
+import { checkPredictionType, checkStepCount, configError, readConfig, type ResolvedConfig } from "./scheduler.base.js";
+import { AlphaScheduler } from "./alpha-scheduler.base.js";
 import { integerTimesteps } from "./ddim.scheduler.js";
 
 export const PNDM_DEFAULTS = {
@@ -41,15 +34,7 @@ const combine = (a: Float32Array, b: Float32Array, op: (x: number, y: number) =>
 const plus = (x: number, y: number) => x + y;
 const minus = (x: number, y: number) => x - y;
 
-export class PNDMScheduler implements Scheduler {
-  readonly order = 1;
-  readonly sigmas = null;
-  readonly initNoiseSigma = 1.0;
-  readonly config: PNDMConfig;
-  timesteps: Float64Array = new Float64Array(0);
-  private readonly alphasCumprod: Float32Array;
-  private readonly finalAlphaCumprod: number;
-  private numInferenceSteps: number | null = null;
+export class PNDMScheduler extends AlphaScheduler<PNDMConfig> {
   private prkTimesteps: number[] = [];
   // Multistep state, as diffusers keeps it: past noise predictions, the step counter, the sample held across the
   // repeated first timestep (PLMS) or the four Runge-Kutta stages (PRK), and the running RK sum.
@@ -60,10 +45,8 @@ export class PNDMScheduler implements Scheduler {
 
   constructor(resolved: ResolvedConfig) {
     const config = readConfig(NAME, PNDM_DEFAULTS, resolved);
-    this.config = config;
     checkPredictionType(NAME, config.prediction_type, ["epsilon", "v_prediction"]);
-    this.alphasCumprod = alphasCumprod(makeBetas(config));
-    this.finalAlphaCumprod = config.set_alpha_to_one ? 1 : this.alphasCumprod[0];
+    super(NAME, config, alphasCumprod(makeBetas(config)));
   }
 
   setTimesteps(numInferenceSteps: number): void {
@@ -95,16 +78,8 @@ export class PNDMScheduler implements Scheduler {
     this.curSample = null;
   }
 
-  /** PNDMScheduler has no set_begin_index. */
-  setBeginIndex(_index: number): void {}
-
-  scaleModelInput(sample: Float32Array, _timestep: number): Float32Array {
-    return sample;
-  }
-
   step(modelOutput: Float32Array, timestep: number, sample: Float32Array, _noise: NoiseSource): Float32Array {
-    if (this.numInferenceSteps === null) throw configError(NAME, "setTimesteps must run before step");
-    checkSameLength(modelOutput, sample);
+    this.checkStep(modelOutput, sample);
     if (this.counter < this.prkTimesteps.length && !this.config.skip_prk_steps) {
       return this.stepPrk(modelOutput, timestep, sample);
     }
@@ -112,7 +87,7 @@ export class PNDMScheduler implements Scheduler {
   }
 
   private stepPrk(modelOutput: Float32Array, timestep: number, sample: Float32Array): Float32Array {
-    const ratio = Math.floor(this.config.num_train_timesteps / (this.numInferenceSteps ?? 1));
+    const ratio = this.stepRatio;
     const diffToPrev = this.counter % 2 ? 0 : Math.floor(ratio / 2);
     const prevTimestep = timestep - diffToPrev;
     const stageTimestep = this.prkTimesteps[Math.floor(this.counter / 4) * 4];
@@ -143,7 +118,7 @@ export class PNDMScheduler implements Scheduler {
     if (!this.config.skip_prk_steps && this.ets.length < 3) {
       throw configError(NAME, "PLMS steps can only run after at least 12 Runge-Kutta steps");
     }
-    const ratio = Math.floor(this.config.num_train_timesteps / (this.numInferenceSteps ?? 1));
+    const ratio = this.stepRatio;
     let prevTimestep = timestep - ratio;
     let t = timestep;
     if (this.counter !== 1) {
@@ -185,7 +160,7 @@ export class PNDMScheduler implements Scheduler {
   /** Formula (9) of the PNDM paper: x_{t-δ} from x_t and the (combined) noise prediction. */
   private prevSample(sample: Float32Array, timestep: number, prevTimestep: number, modelOutput: Float32Array): Float32Array {
     const alphaProd = this.alphaAt(timestep);
-    const alphaProdPrev = prevTimestep >= 0 ? this.alphaAt(prevTimestep) : this.finalAlphaCumprod;
+    const alphaProdPrev = this.alphaBefore(prevTimestep);
     const betaProd = f32(1 - alphaProd);
     const betaProdPrev = f32(1 - alphaProdPrev);
     let eps = modelOutput;
@@ -200,16 +175,5 @@ export class PNDMScheduler implements Scheduler {
     );
     const diff = f32(alphaProdPrev - alphaProd);
     return sample.map((x, i) => f32(sampleCoeff * x) - f32(f32(diff * eps[i]) / denom));
-  }
-
-  addNoise(original: Float32Array, noise: Float32Array, timestep: number): Float32Array {
-    return addNoiseAlphaCumprod(original, noise, this.alphaAt(timestep));
-  }
-
-  private alphaAt(timestep: number): number {
-    if (!Number.isInteger(timestep) || timestep < 0 || timestep >= this.alphasCumprod.length) {
-      throw configError(NAME, `timestep ${timestep} is outside 0..${this.alphasCumprod.length - 1}`);
-    }
-    return this.alphasCumprod[timestep];
   }
 }
