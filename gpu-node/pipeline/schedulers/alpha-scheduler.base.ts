@@ -1,8 +1,8 @@
 // What DDIM and PNDM share (diffusers' DDPM-family schedulers): integer timesteps on the training grid, ᾱ looked up
 // by timestep, no input scaling, a unit initial noise, and sqrt(ᾱ)·x0 + sqrt(1-ᾱ)·ε for add_noise.
 import type { NoiseSource, Scheduler } from "./scheduler.types.js";
-import { f32, type BetaConfig } from "./noise-schedule.js";
-import { checkSameLength, configError } from "./scheduler.base.js";
+import { f32, numpyArange, numpyLinspace, roundHalfEven, type BetaConfig } from "./noise-schedule.js";
+import { checkSameLength, checkStepCount, configError } from "./scheduler.base.js";
 
 export interface AlphaConfig extends BetaConfig {
   prediction_type: string;
@@ -47,6 +47,28 @@ export abstract class AlphaScheduler<C extends AlphaConfig> implements Scheduler
     const out = new Float32Array(original.length);
     for (let i = 0; i < out.length; i++) out[i] = f32(a * original[i]) + f32(b * noise[i]);
     return out;
+  }
+
+  /**
+   * The start of set_timesteps in both classes: checks the count, records it for step(), and spaces the integer
+   * timesteps (descending): linspace rounds half to even as numpy does, leading adds steps_offset (SD: 1 → 981,
+   * 961, …, 1 for 50 steps), trailing ends at num_train_timesteps - 1.
+   */
+  protected spacedTimesteps(steps: number): number[] {
+    const { timestep_spacing: spacing, num_train_timesteps: numTrain, steps_offset: stepsOffset } = this.config;
+    checkStepCount(this.className, steps, numTrain);
+    this.numInferenceSteps = steps;
+    switch (spacing) {
+      case "linspace":
+        return Array.from(numpyLinspace(0, numTrain - 1, steps), roundHalfEven).reverse();
+      case "leading": {
+        const ratio = Math.floor(numTrain / steps);
+        return Array.from({ length: steps }, (_, i) => (steps - 1 - i) * ratio + stepsOffset);
+      }
+      case "trailing":
+        return Array.from(numpyArange(numTrain, 0, -numTrain / steps), (v) => roundHalfEven(v) - 1);
+    }
+    throw configError(this.className, `timestep_spacing "${spacing}" is not supported; choose one of linspace, leading or trailing`);
   }
 
   /** num_train_timesteps // num_inference_steps: how far one step moves. */

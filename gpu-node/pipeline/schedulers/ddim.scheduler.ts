@@ -1,15 +1,7 @@
 // diffusers' DDIMScheduler with eta = 0 (the StableDiffusion pipelines' default): deterministic, integer timesteps.
 import type { NoiseSource } from "./scheduler.types.js";
-import {
-  alphasCumprod,
-  f32,
-  makeBetas,
-  numpyArange,
-  numpyLinspace,
-  rescaleZeroTerminalSnr,
-  roundHalfEven,
-} from "./noise-schedule.js";
-import { checkPredictionType, checkStepCount, configError, readConfig, type ResolvedConfig } from "./scheduler.base.js";
+import { alphasCumprod, f32, makeBetas, rescaleZeroTerminalSnr } from "./noise-schedule.js";
+import { checkPredictionType, configError, readConfig, type ResolvedConfig } from "./scheduler.base.js";
 import { AlphaScheduler } from "./alpha-scheduler.base.js";
 
 export const DDIM_DEFAULTS = {
@@ -33,24 +25,6 @@ export type DDIMConfig = typeof DDIM_DEFAULTS;
 
 const NAME = "DDIMScheduler";
 
-/**
- * Integer timesteps of the DDPM-family schedulers (DDIM, PNDM), descending: linspace rounds half to even as numpy
- * does, leading adds steps_offset (SD: 1 → 981, 961, …, 1 for 50 steps), trailing ends at num_train_timesteps - 1.
- */
-export function integerTimesteps(spacing: string, numTrain: number, steps: number, stepsOffset: number): number[] {
-  switch (spacing) {
-    case "linspace":
-      return Array.from(numpyLinspace(0, numTrain - 1, steps), roundHalfEven).reverse();
-    case "leading": {
-      const ratio = Math.floor(numTrain / steps);
-      return Array.from({ length: steps }, (_, i) => (steps - 1 - i) * ratio + stepsOffset);
-    }
-    case "trailing":
-      return Array.from(numpyArange(numTrain, 0, -numTrain / steps), (v) => roundHalfEven(v) - 1);
-  }
-  throw configError(NAME, `timestep_spacing "${spacing}" is not supported; choose one of linspace, leading or trailing`);
-}
-
 export class DDIMScheduler extends AlphaScheduler<DDIMConfig> {
   constructor(resolved: ResolvedConfig) {
     const config = readConfig(NAME, DDIM_DEFAULTS, resolved);
@@ -63,10 +37,7 @@ export class DDIMScheduler extends AlphaScheduler<DDIMConfig> {
   }
 
   setTimesteps(numInferenceSteps: number): void {
-    const c = this.config;
-    checkStepCount(NAME, numInferenceSteps, c.num_train_timesteps);
-    this.numInferenceSteps = numInferenceSteps;
-    this.timesteps = Float64Array.from(integerTimesteps(c.timestep_spacing, c.num_train_timesteps, numInferenceSteps, c.steps_offset));
+    this.timesteps = Float64Array.from(this.spacedTimesteps(numInferenceSteps));
   }
 
   step(modelOutput: Float32Array, timestep: number, sample: Float32Array, _noise: NoiseSource): Float32Array {

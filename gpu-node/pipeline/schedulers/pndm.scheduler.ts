@@ -3,9 +3,8 @@
 // warm-up (skip_prk_steps false, the class default) is kept for configs that ask for it.
 import type { NoiseSource } from "./scheduler.types.js";
 import { alphasCumprod, f32, makeBetas } from "./noise-schedule.js";
-import { checkPredictionType, checkStepCount, configError, readConfig, type ResolvedConfig } from "./scheduler.base.js";
+import { checkPredictionType, configError, readConfig, type ResolvedConfig } from "./scheduler.base.js";
 import { AlphaScheduler } from "./alpha-scheduler.base.js";
-import { integerTimesteps } from "./ddim.scheduler.js";
 
 export const PNDM_DEFAULTS = {
   num_train_timesteps: 1000,
@@ -51,10 +50,8 @@ export class PNDMScheduler extends AlphaScheduler<PNDMConfig> {
 
   setTimesteps(numInferenceSteps: number): void {
     const c = this.config;
-    checkStepCount(NAME, numInferenceSteps, c.num_train_timesteps);
-    this.numInferenceSteps = numInferenceSteps;
     // diffusers' _timesteps: ascending.
-    const ascending = integerTimesteps(c.timestep_spacing, c.num_train_timesteps, numInferenceSteps, c.steps_offset).reverse();
+    const ascending = this.spacedTimesteps(numInferenceSteps).reverse();
     let plms: number[];
     if (c.skip_prk_steps) {
       // [t_0 .. t_{n-2}, t_{n-2}, t_{n-1}] reversed: the second timestep repeats to warm PLMS up.

@@ -123,4 +123,11 @@ describe("from_config resolution", () => {
     expect(() => s.setTimesteps(1001)).toThrow(expect.objectContaining({ code: "invalid_argument" }));
     expect(() => s.setTimesteps(0)).toThrow(expect.objectContaining({ code: "invalid_argument" }));
   });
+
+  it("names its own class when DDIM or PNDM refuse a timestep_spacing (they share the integer spacing)", () => {
+    for (const className of ["DDIMScheduler", "PNDMScheduler"] as const) {
+      const s = createScheduler({ className, overrides: {} }, { ...modelConfig, timestep_spacing: "uniform" });
+      expect(() => s.setTimesteps(10)).toThrow(new RegExp(`^${className}: timestep_spacing "uniform"`));
+    }
+  });
 });
