@@ -255,9 +255,10 @@ export function describePublicApiContract(target: string, start: StartEdge): voi
               status: 422,
               body: '{"detail":[{"type":"missing","loc":["body"],"msg":"Field required","input":null}]}',
             });
-            expect((await client().text("/api/v1/generate", { method: "POST", headers: { "x-api-key": KEY_1, "content-type": "application/json" }, body: '{"prompt": "x",}' })).body).toBe(
-              '{"detail":[{"type":"json_invalid","loc":["body",15],"msg":"JSON decode error","input":{},"ctx":{"error":"Expecting property name enclosed in double quotes"}}]}',
-            );
+            expect(await client().text("/api/v1/generate", { method: "POST", headers: { "x-api-key": KEY_1, "content-type": "application/json" }, body: '{"prompt": "x",}' })).toMatchObject({
+              status: 422,
+              body: '{"detail":[{"type":"json_invalid","loc":["body",15],"msg":"JSON decode error","input":{},"ctx":{"error":"Expecting property name enclosed in double quotes"}}]}',
+            });
             const notObject = await client().generate("[]");
             expect(notObject.status).toBe(422);
             expect(await notObject.json()).toEqual({
@@ -305,6 +306,7 @@ export function describePublicApiContract(target: string, start: StartEdge): voi
             expect(res.status).toBe(200);
             expect(res.headers.get("content-type")).toMatch(/^text\/html/);
             expect(res.body).not.toMatch(/https?:\/\//);
+            expect(res.body).not.toMatch(/\/\/[a-z0-9.-]+\.[a-z]{2,}/i);
             const urls = [...res.body.matchAll(/(?:src|href|spec-url|url:)\s*=?\s*"([^"]+)"/g)].map((m) => m[1]);
             expect(urls.length).toBeGreaterThanOrEqual(2);
             for (const url of urls) {
@@ -391,6 +393,11 @@ export function describePublicApiContract(target: string, start: StartEdge): voi
             expect(allowed.headers.get("vary")).toContain("Origin");
             const other = await client().request("/health", { headers: { Origin: "https://evil.example" } });
             expect(other.headers.get("access-control-allow-origin")).toBeNull();
+            const preflight = await client().request("/api/v1/generate", {
+              method: "OPTIONS",
+              headers: { Origin: "https://evil.example", "Access-Control-Request-Method": "POST" },
+            });
+            expect(preflight.headers.get("access-control-allow-origin")).toBeNull();
           });
 
           it("answers 429 with Retry-After once a key's bucket is empty; other keys and reads are not limited", async () => {

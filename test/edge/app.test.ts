@@ -5,32 +5,6 @@ import { KEY_1, createTestEdge, type TestEdge } from "./edge-test-app.js";
 let edge: TestEdge | undefined;
 afterEach(() => edge?.close());
 
-describe("unknown routes", () => {
-  it("answer FastAPI's 404 body", async () => {
-    edge = await createTestEdge();
-    for (const path of ["/nope", "/api/v1/tasks/", "/api/v1/tasks/a/b", "/api/v2/generate", "/healthz"]) {
-      const res = await edge.request(path);
-      expect(res.status, path).toBe(404);
-      expect(await res.text()).toBe('{"detail":"Not Found"}');
-    }
-  });
-
-  it("answer FastAPI's 405 body with Allow for a known path and another method", async () => {
-    edge = await createTestEdge();
-    for (const [method, path, allow] of [
-      ["GET", "/api/v1/generate", "POST"],
-      ["DELETE", "/health", "GET, HEAD"],
-      ["PUT", "/api/v1/tasks/550e8400-e29b-41d4-a716-446655440000", "GET, HEAD"],
-      ["POST", "/docs", "GET, HEAD"],
-    ]) {
-      const res = await edge.request(path, { method });
-      expect(res.status, `${method} ${path}`).toBe(405);
-      expect(res.headers.get("allow")).toBe(allow);
-      expect(await res.text()).toBe('{"detail":"Method Not Allowed"}');
-    }
-  });
-});
-
 describe("logs", () => {
   it("never contain the API key, whichever way it came", async () => {
     const lines: string[] = [];

@@ -6,7 +6,6 @@ import { createGpuNodesLoraCatalog } from "../../../../edge/gpu/gpu-nodes.lora-c
 import { KEY_1, KEY_2, ManualClock, createTestEdge, type TestEdge } from "../../edge-test-app.js";
 import { LoraNode } from "../../gpu/lora-node.double.js";
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 // A 1x1 PNG.
 const PNG_1PX =
   "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==";
@@ -24,17 +23,6 @@ async function createTask(body: unknown = { prompt: "a cat" }, key = KEY_1): Pro
 }
 
 describe("POST /api/v1/generate", () => {
-  it("creates a pending task and answers exactly as the spec", async () => {
-    const res = await edge.generate({ prompt: "a beautiful landscape", width: 512, height: 512 });
-    expect(res.status).toBe(200);
-    expect(res.headers.get("content-type")).toMatch(/^application\/json/);
-    const body = (await res.json()) as Record<string, unknown>;
-    expect(Object.keys(body)).toEqual(["task_id", "status", "message"]);
-    expect(body.task_id).toMatch(UUID);
-    expect(body.status).toBe("pending");
-    expect(body.message).toBe("任务已创建，正在处理中");
-  });
-
   it("stores every field with the spec's defaults and the canonical scheduler name", async () => {
     const id = await createTask({ prompt: "p" });
     const row = await edge.database.db.select().from(tasks).where(eq(tasks.id, id)).get();
@@ -176,24 +164,6 @@ describe("GET /api/v1/tasks/{task_id}", () => {
       progress: { step: 3, total: 30 },
     });
     expect(await get(failed)).toMatchObject({ status: "failed", result_url: null, result_urls: null, error_message: "生成过程中发生错误" });
-  });
-
-  it("answers 404 {\"detail\":\"任务不存在\"} for unknown ids, non-UUIDs and other keys' tasks", async () => {
-    const id = await createTask({ prompt: "mine" }, KEY_1);
-    const notFound = JSON.stringify({ detail: "任务不存在" });
-    for (const [path, key] of [
-      [`/api/v1/tasks/${id}`, KEY_2],
-      ["/api/v1/tasks/550e8400-e29b-41d4-a716-446655440000", KEY_1],
-      ["/api/v1/tasks/not-a-uuid", KEY_1],
-      [`/api/v1/tasks/${id.toUpperCase()}`, KEY_1],
-      ["/api/v1/tasks/%27%20OR%201%3D1%20--", KEY_1],
-    ] as const) {
-      const res = await edge.request(path, { headers: { "x-api-key": key } });
-      expect(res.status, path).toBe(404);
-      expect(await res.text()).toBe(notFound);
-    }
-    // The owner still sees it.
-    expect((await edge.request(`/api/v1/tasks/${id}`, { headers: { "x-api-key": KEY_1 } })).status).toBe(200);
   });
 
   it("never stores the key itself", async () => {
