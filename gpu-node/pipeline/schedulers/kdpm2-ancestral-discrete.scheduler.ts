@@ -1,21 +1,13 @@
 // diffusers' KDPM2AncestralDiscreteScheduler (k-diffusion's sample_dpm_2_ancestral): the DPM2 midpoint step
 // aimed at σ_down, then fresh noise of size σ_up. Noise is drawn on the second (midpoint) evaluation of each step.
 import type { NoiseSource } from "./scheduler.types.js";
-import { f32, sigmaToT, trainSigmas } from "./noise-schedule.js";
-import { checkPredictionType, readConfig, type ResolvedConfig } from "./scheduler.base.js";
-import {
-  SigmaScheduler,
-  addScaled,
-  checkSigmaRamps,
-  derivative,
-  divideBySigmaNorm,
-  predictOriginalFromSigma,
-  trainingAlphasCumprod,
-} from "./sigma-scheduler.base.js";
+import { f32, sigmaToT } from "./noise-schedule.js";
+import type { ResolvedConfig } from "./scheduler.base.js";
+import { addScaled, derivative, divideBySigmaNorm, predictOriginalFromSigma } from "./sigma-scheduler.base.js";
 import {
   KDPM2_DISCRETE_DEFAULTS,
+  Kdpm2SchedulerBase,
   interleaveMidpoints,
-  kdpmSchedule,
   logMidpoint,
   repeatForMidpoints,
   type KDPM2DiscreteConfig,
@@ -27,22 +19,16 @@ export type KDPM2AncestralDiscreteConfig = KDPM2DiscreteConfig;
 
 const NAME = "KDPM2AncestralDiscreteScheduler";
 
-export class KDPM2AncestralDiscreteScheduler extends SigmaScheduler<KDPM2AncestralDiscreteConfig> {
-  readonly order = 2;
-  sigmasInterpol: Float64Array = new Float64Array(0);
+export class KDPM2AncestralDiscreteScheduler extends Kdpm2SchedulerBase {
   sigmasUp: Float64Array = new Float64Array(0);
   sigmasDown: Float64Array = new Float64Array(0);
-  private heldSample: Float32Array | null = null;
 
   constructor(resolved: ResolvedConfig) {
-    const config = readConfig(NAME, KDPM2_ANCESTRAL_DISCRETE_DEFAULTS, resolved);
-    checkSigmaRamps(NAME, config);
-    checkPredictionType(NAME, config.prediction_type, ["epsilon", "v_prediction"]);
-    super(config, trainSigmas(trainingAlphasCumprod(config)), resolved);
+    super(NAME, resolved);
   }
 
   setTimesteps(numInferenceSteps: number): void {
-    const { timesteps, sigmas, logSigmas } = kdpmSchedule(NAME, this.config, this.trainSigmas, numInferenceSteps, this.configBounds);
+    const { timesteps, sigmas, logSigmas } = this.midpointSchedule(numInferenceSteps);
     const n = sigmas.length;
     // σ_up = sqrt(σ_next² (σ² - σ_next²) / σ²), σ_down = sqrt(σ_next² - σ_up²), in float32 tensors.
     const up = new Float32Array(n);

@@ -16,7 +16,6 @@ import {
   sigmaSchedule,
   trainingAlphasCumprod,
   withFinalSigma,
-  type SigmaBounds,
 } from "./sigma-scheduler.base.js";
 
 export const KDPM2_DISCRETE_DEFAULTS = {
@@ -43,7 +42,7 @@ export function logMidpoint(a: number, b: number): number {
   return f32(Math.exp(f32(lb - f32(f32(lb - la) * 0.5))));
 }
 
-/** What both KDPM2 classes build in set_timesteps before their own interpolation. */
+/** What both KDPM2 classes build in set_timesteps before their own midpoints. */
 export interface KdpmSchedule {
   /** Inference timesteps without the midpoints: float32; after a ramp, _sigma_to_t's (rounded for Karras). */
   timesteps: number[];
@@ -51,23 +50,6 @@ export interface KdpmSchedule {
   sigmas: Float32Array;
   /** log of the training sigmas (float32), for the midpoints' timesteps. */
   logSigmas: Float32Array;
-}
-
-export function kdpmSchedule(
-  className: string,
-  config: KDPM2DiscreteConfig,
-  trainSigmasF32: Float32Array,
-  steps: number,
-  bounds: SigmaBounds,
-): KdpmSchedule {
-  const { timesteps, sigmas } = sigmaSchedule(className, config, trainSigmasF32, steps, bounds);
-  // Only the Karras branch rounds (diffusers' .round()); the exponential one keeps fractions.
-  const round = sigmaRampOf(config) === "karras";
-  return {
-    timesteps: Array.from(timesteps, (t) => (round ? roundHalfEven(t) : t)),
-    sigmas: withFinalSigma(sigmas),
-    logSigmas: logF32(trainSigmasF32),
-  };
 }
 
 /** [t0, mid 1, t1, mid 2, t2, …]: the timesteps the UNet sees, a midpoint before each step after the first. */
@@ -82,22 +64,46 @@ export function repeatForMidpoints(values: ArrayLike<number>): Float64Array {
   return Float64Array.from([...repeatAfterFirst(values), values[values.length - 1]]);
 }
 
-export class KDPM2DiscreteScheduler extends SigmaScheduler<KDPM2DiscreteConfig> {
+/**
+ * What both KDPM2 classes share: the same __init__ (keys, defaults and checks), order 2, the midpoint sigmas, the
+ * sample held across a step's two evaluations, and the start of set_timesteps.
+ */
+export abstract class Kdpm2SchedulerBase extends SigmaScheduler<KDPM2DiscreteConfig> {
   readonly order = 2;
-  /** The midpoints, laid out like `sigmas` ([NaN, m1, m1, m2, m2, …, 0, 0, 0]). */
+  /** The midpoints, laid out like `sigmas` (each class places them its own way). */
   sigmasInterpol: Float64Array = new Float64Array(0);
   /** The sample at σ_i, held while the midpoint is evaluated (diffusers' self.sample). */
-  private heldSample: Float32Array | null = null;
+  protected heldSample: Float32Array | null = null;
 
-  constructor(resolved: ResolvedConfig) {
-    const config = readConfig(NAME, KDPM2_DISCRETE_DEFAULTS, resolved);
-    checkSigmaRamps(NAME, config);
-    checkPredictionType(NAME, config.prediction_type, ["epsilon", "v_prediction"]);
+  protected constructor(
+    private readonly className: string,
+    resolved: ResolvedConfig,
+  ) {
+    const config = readConfig(className, KDPM2_DISCRETE_DEFAULTS, resolved);
+    checkSigmaRamps(className, config);
+    checkPredictionType(className, config.prediction_type, ["epsilon", "v_prediction"]);
     super(config, trainSigmas(trainingAlphasCumprod(config)), resolved);
   }
 
+  protected midpointSchedule(steps: number): KdpmSchedule {
+    const { timesteps, sigmas } = sigmaSchedule(this.className, this.config, this.trainSigmas, steps, this.configBounds);
+    // Only the Karras branch rounds (diffusers' .round()); the exponential one keeps fractions.
+    const round = sigmaRampOf(this.config) === "karras";
+    return {
+      timesteps: Array.from(timesteps, (t) => (round ? roundHalfEven(t) : t)),
+      sigmas: withFinalSigma(sigmas),
+      logSigmas: logF32(this.trainSigmas),
+    };
+  }
+}
+
+export class KDPM2DiscreteScheduler extends Kdpm2SchedulerBase {
+  constructor(resolved: ResolvedConfig) {
+    super(NAME, resolved);
+  }
+
   setTimesteps(numInferenceSteps: number): void {
-    const { timesteps, sigmas, logSigmas } = kdpmSchedule(NAME, this.config, this.trainSigmas, numInferenceSteps, this.configBounds);
+    const { timesteps, sigmas, logSigmas } = this.midpointSchedule(numInferenceSteps);
     const n = sigmas.length;
     // interpol[i] = sqrt(σ_i σ_{i-1}) with roll(1); index 0 pairs σ_0 with the final 0 and is NaN (never used).
     const interpol = Array.from(sigmas, (s, i) => logMidpoint(s, sigmas[(i - 1 + n) % n]));
