@@ -1,4 +1,4 @@
 import type { TaskEvents } from "../ports/task-events.port.js";
 
-/** No dispatcher yet: new tasks simply wait in the database as pending. */
+/** An app without a dispatcher (the HTTP tests): new tasks simply wait in the database as pending. */
 export const noopTaskEvents: TaskEvents = { onTaskCreated: () => {} };

@@ -1,7 +1,7 @@
 // The dispatcher core (DESIGN.md, "Task lifecycle and durability"): claims tasks from the tasks table with a
 // lease, sends each to a GPU node over the GpuClient port, and writes the node's events to the row as they
 // arrive. Runtime-agnostic: it owns no timers. The Node edge drives it from in-process loops
-// (edge/node/dispatch.loops.ts); the Workers edge calls the same methods from a Queue consumer and a cron.
+// (edge/node/background.loops.ts); the Workers edge calls the same methods from a Queue consumer and a cron.
 import { and, eq, inArray, isNull, type SQL } from "drizzle-orm";
 import type { Config } from "../../shared/config/config.schema.js";
 import type { GenerateEvent } from "../../shared/gen/sd/v1/gpu_pb.js";

@@ -4,7 +4,6 @@ import type { TaskStatus } from "../../shared/api/task.schema.js";
 // or `image_urls` (several) when completed, `error_message` when failed. A cancelled task sends the first two.
 
 export type TerminalStatus = Extract<TaskStatus, "completed" | "failed" | "cancelled">;
-export const TERMINAL_STATUSES: readonly TerminalStatus[] = ["completed", "failed", "cancelled"];
 
 export type TerminalOutcome =
   | { status: "completed"; resultUrls: string[] }
