@@ -1,6 +1,7 @@
 import { and, asc, eq, gte, inArray, isNotNull, isNull, lt, lte, or, sql, type SQL } from "drizzle-orm";
 import type { Database } from "../db/database.js";
 import { taskInitImages, tasks, type TaskRow } from "../db/schema.js";
+import { LIVE_STATUSES } from "./task-outcomes.js";
 
 // The dispatcher's SQL: the tasks table is the queue. Every write after a claim is guarded by
 // `lease_owner = <this edge>` and a live status, so an edge that lost a task (its lease expired and another
@@ -24,6 +25,21 @@ export interface StartedFields {
 /** No edge holds the task: its lease expired, or it has none. */
 export function unheld(now: Date): SQL | undefined {
   return or(isNull(tasks.leaseUntil), lte(tasks.leaseUntil, now));
+}
+
+/** `owner` holds the task: its lease, on a task still live. */
+export function heldBy(owner: string): SQL | undefined {
+  return and(eq(tasks.leaseOwner, owner), inArray(tasks.status, [...LIVE_STATUSES]));
+}
+
+/** Waiting in the database queue: pending, and no edge ever took it (or one gave it back). */
+export function unleasedPending(): SQL | undefined {
+  return and(eq(tasks.status, "pending"), isNull(tasks.leaseUntil));
+}
+
+/** A live task whose holder's lease ran out (the edge or its node died holding it). */
+function leaseExpired(now: Date): SQL | undefined {
+  return and(isNotNull(tasks.leaseUntil), lte(tasks.leaseUntil, now), inArray(tasks.status, [...LIVE_STATUSES]));
 }
 
 export class DispatchRepo {
@@ -53,14 +69,7 @@ export class DispatchRepo {
     const expired = this.#db
       .select({ id: tasks.id })
       .from(tasks)
-      .where(
-        and(
-          isNotNull(tasks.leaseUntil),
-          lte(tasks.leaseUntil, now),
-          inArray(tasks.status, ["pending", "processing"]),
-          lt(tasks.attempts, maxAttempts),
-        ),
-      )
+      .where(and(leaseExpired(now), lt(tasks.attempts, maxAttempts)))
       .orderBy(asc(tasks.leaseUntil))
       .limit(1);
     const [row] = await this.#db
@@ -75,7 +84,7 @@ export class DispatchRepo {
     const oldest = this.#db
       .select({ id: tasks.id })
       .from(tasks)
-      .where(and(eq(tasks.status, "pending"), isNull(tasks.leaseUntil), lt(tasks.attempts, maxAttempts)))
+      .where(and(unleasedPending(), lt(tasks.attempts, maxAttempts)))
       .orderBy(asc(tasks.createdAt), sql`rowid`)
       .limit(1);
     const [row] = await this.#db
@@ -84,6 +93,15 @@ export class DispatchRepo {
       .where(and(eq(tasks.id, oldest), isNull(tasks.leaseUntil)))
       .returning();
     return row;
+  }
+
+  /** How many tasks claim() could take now (both of its cases). */
+  async claimableCount(now: Date, maxAttempts: number): Promise<number> {
+    const [row] = await this.#db
+      .select({ n: sql<number>`count(*)` })
+      .from(tasks)
+      .where(and(lt(tasks.attempts, maxAttempts), or(unleasedPending(), leaseExpired(now))));
+    return Number(row?.n ?? 0);
   }
 
   async initImage(taskId: string): Promise<Uint8Array | undefined> {
@@ -99,7 +117,7 @@ export class DispatchRepo {
       const rows = await this.#db
         .update(tasks)
         .set({ leaseUntil })
-        .where(and(inArray(tasks.id, ids.slice(i, i + 500)), this.#held(owner)))
+        .where(and(inArray(tasks.id, ids.slice(i, i + 500)), heldBy(owner)))
         .returning({ id: tasks.id });
       for (const row of rows) held.add(row.id);
     }
@@ -116,7 +134,7 @@ export class DispatchRepo {
         queuePosition: sql`CASE WHEN ${tasks.status} = 'pending' THEN ${Math.max(0, position - 1)} ELSE ${tasks.queuePosition} END`,
         updatedAt: now,
       })
-      .where(and(eq(tasks.id, taskId), this.#held(owner)));
+      .where(and(eq(tasks.id, taskId), heldBy(owner)));
     return result.rowsAffected > 0;
   }
 
@@ -137,7 +155,7 @@ export class DispatchRepo {
         startedAt: sql`coalesce(${tasks.startedAt}, ${now.getTime()})`,
         updatedAt: now,
       })
-      .where(and(eq(tasks.id, taskId), this.#held(owner)))
+      .where(and(eq(tasks.id, taskId), heldBy(owner)))
       .returning({ startedAt: tasks.startedAt });
     if (!row) return null;
     return { firstStart: row.startedAt?.getTime() === now.getTime() };
@@ -148,7 +166,7 @@ export class DispatchRepo {
     const result = await this.#db
       .update(tasks)
       .set({ width, height, updatedAt: now })
-      .where(and(eq(tasks.id, taskId), this.#held(owner)));
+      .where(and(eq(tasks.id, taskId), heldBy(owner)));
     return result.rowsAffected > 0;
   }
 
@@ -156,7 +174,7 @@ export class DispatchRepo {
     const result = await this.#db
       .update(tasks)
       .set({ progressStep: step, progressTotal: total, updatedAt: now })
-      .where(and(eq(tasks.id, taskId), this.#held(owner), eq(tasks.status, "processing")));
+      .where(and(eq(tasks.id, taskId), heldBy(owner), eq(tasks.status, "processing")));
     return result.rowsAffected > 0;
   }
 
@@ -184,7 +202,7 @@ export class DispatchRepo {
         queuePosition: null,
         updatedAt: now,
       })
-      .where(and(eq(tasks.id, taskId), this.#held(owner)));
+      .where(and(eq(tasks.id, taskId), heldBy(owner)));
     return result.rowsAffected > 0;
   }
 
@@ -195,7 +213,7 @@ export class DispatchRepo {
       const result = await this.#db
         .update(tasks)
         .set({ leaseUntil: now, attempts: sql`max(${tasks.attempts} - 1, 0)` })
-        .where(and(inArray(tasks.id, ids.slice(i, i + 500)), this.#held(owner)));
+        .where(and(inArray(tasks.id, ids.slice(i, i + 500)), heldBy(owner)));
       n += result.rowsAffected;
     }
     return n;
@@ -209,7 +227,7 @@ export class DispatchRepo {
     return this.#db
       .select({ id: tasks.id, attempts: tasks.attempts, lastError: tasks.lastError })
       .from(tasks)
-      .where(and(unheld(now), inArray(tasks.status, ["pending", "processing"]), gte(tasks.attempts, maxAttempts)))
+      .where(and(unheld(now), inArray(tasks.status, [...LIVE_STATUSES]), gte(tasks.attempts, maxAttempts)))
       .limit(limit);
   }
 
@@ -218,7 +236,7 @@ export class DispatchRepo {
     return this.#db
       .select({ id: tasks.id, attempts: tasks.attempts, lastError: tasks.lastError })
       .from(tasks)
-      .where(and(eq(tasks.status, "pending"), isNull(tasks.leaseUntil), lt(tasks.createdAt, before)))
+      .where(and(unleasedPending(), lt(tasks.createdAt, before)))
       .orderBy(asc(tasks.createdAt))
       .limit(limit);
   }
@@ -235,9 +253,5 @@ export class DispatchRepo {
       .from(tasks)
       .groupBy(tasks.status);
     return Object.fromEntries(rows.map((r) => [r.status, Number(r.n)]));
-  }
-
-  #held(owner: string) {
-    return and(eq(tasks.leaseOwner, owner), inArray(tasks.status, ["pending", "processing"]));
   }
 }

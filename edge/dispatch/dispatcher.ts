@@ -2,16 +2,16 @@
 // lease, sends each to a GPU node over the GpuClient port, and writes the node's events to the row as they
 // arrive. Runtime-agnostic: it owns no timers. The Node edge drives it from in-process loops
 // (edge/node/background.loops.ts); the Workers edge calls the same methods from a Queue consumer and a cron.
-import { and, eq, inArray, isNull, type SQL } from "drizzle-orm";
+import type { SQL } from "drizzle-orm";
 import type { Config } from "../../shared/config/config.schema.js";
 import type { GenerateEvent } from "../../shared/gen/sd/v1/gpu_pb.js";
-import { tasks, type TaskRow } from "../db/schema.js";
+import type { TaskRow } from "../db/schema.js";
 import { GpuCallError } from "../gpu/gpu-client.port.js";
 import type { EdgeMetrics } from "../metrics/metrics.port.js";
 import type { Clock } from "../ports/clock.port.js";
 import type { Logger } from "../ports/logger.port.js";
 import type { TerminalOutcome } from "../webhooks/webhook.payload.js";
-import { unheld, type DispatchRepo } from "./dispatch.repo.js";
+import { heldBy, unheld, unleasedPending, type DispatchRepo } from "./dispatch.repo.js";
 import { toGenerateRequest } from "./generate-request.js";
 import type { NodePool, PoolNode } from "./node-pool.js";
 import type { TaskOutcomes } from "./task-outcomes.js";
@@ -30,6 +30,16 @@ export interface DispatcherDeps {
   settings: DispatchSettings;
   /** A task reached a terminal state here (its callback, if any, is now in the outbox). */
   onFinished?: (taskId: string, status: TerminalOutcome["status"]) => void;
+  /**
+   * Since when no GPU node has been healthy (null while one is): pending tasks time out against it. By default
+   * the dispatcher keeps its own, counting from its construction; the Workers edge builds a dispatcher per
+   * invocation and passes the one its isolate keeps.
+   */
+  noHealthySince?: NoHealthySince;
+}
+
+export interface NoHealthySince {
+  at: number | null;
 }
 
 type StopReason = "cancelled" | "lost" | "stopping" | "stalled";
@@ -78,12 +88,11 @@ export class Dispatcher {
   #kickScheduled: Promise<void> | null = null;
   #pumpAgain = false;
   #stopped = false;
-  /** Since when no node has been healthy (null while one is); pending tasks time out against it. */
-  #noHealthySince: number;
+  readonly #noHealthySince: NoHealthySince;
 
   constructor(deps: DispatcherDeps) {
     this.#deps = deps;
-    this.#noHealthySince = deps.clock.now().getTime();
+    this.#noHealthySince = deps.noHealthySince ?? { at: deps.clock.now().getTime() };
   }
 
   get instanceId(): string {
@@ -141,24 +150,24 @@ export class Dispatcher {
    * waited longer than dispatch.pending_timeout_seconds while no node was healthy.
    */
   async reconcile(): Promise<void> {
-    const { repo, clock, settings, nodes } = this.#deps;
+    const { repo, clock, settings, nodes, logger } = this.#deps;
     const now = clock.now();
     for (const row of await repo.exhausted(now, settings.max_attempts)) {
       const message = gaveUpMessage(row.attempts, row.lastError ?? "the lease expired (edge or node stopped) before the task finished");
       await this.#finish(row.id, { status: "failed", errorMessage: message }, unheld(now));
     }
     if (nodes.healthyCount() > 0) {
-      this.#noHealthySince = Number.NaN;
+      this.#noHealthySince.at = null;
       return;
     }
-    if (Number.isNaN(this.#noHealthySince)) this.#noHealthySince = now.getTime();
+    this.#noHealthySince.at ??= now.getTime();
     const timeoutMs = settings.pending_timeout_seconds * 1000;
-    if (now.getTime() - this.#noHealthySince < timeoutMs) return;
+    if (now.getTime() - this.#noHealthySince.at < timeoutMs) return;
     for (const row of await repo.waitingSince(new Date(now.getTime() - timeoutMs))) {
       const message =
         `no GPU node was available for ${settings.pending_timeout_seconds} s; the task was not started` +
         (row.lastError ? ` (last error: ${row.lastError})` : "");
-      await this.#finish(row.id, { status: "failed", errorMessage: message }, and(eq(tasks.status, "pending"), isNull(tasks.leaseUntil)));
+      if (await this.#finish(row.id, { status: "failed", errorMessage: message }, unleasedPending())) logger.warn({ task_id: row.id }, message);
     }
   }
 
@@ -424,15 +433,17 @@ export class Dispatcher {
     }
   }
 
-  async #finish(taskId: string, outcome: TerminalOutcome, guard: SQL | undefined): Promise<void> {
+  /** Whether the task moved to `outcome` here (false: `guard` failed, or it had already finished). */
+  async #finish(taskId: string, outcome: TerminalOutcome, guard: SQL | undefined): Promise<boolean> {
     const finished = await this.#deps.outcomes.finish(taskId, outcome, this.#deps.clock.now(), guard);
-    if (!finished) return;
+    if (!finished) return false;
     this.#deps.metrics.taskFinished(outcome.status);
     this.#deps.onFinished?.(taskId, outcome.status);
+    return true;
   }
 
   #heldBy(): SQL | undefined {
-    return and(eq(tasks.leaseOwner, this.#deps.instanceId), inArray(tasks.status, ["pending", "processing"]));
+    return heldBy(this.#deps.instanceId);
   }
 
   #stop(held: Held, reason: StopReason): void {

@@ -1,9 +1,8 @@
 import { createClient } from "@libsql/client/web";
 import { drizzle } from "drizzle-orm/libsql/web";
-import type { Database } from "../db/database.js";
 import * as schema from "../db/schema.js";
 import { DispatchRepo } from "../dispatch/dispatch.repo.js";
-import { Dispatcher } from "../dispatch/dispatcher.js";
+import { Dispatcher, type NoHealthySince } from "../dispatch/dispatcher.js";
 import { NodePool, type NodePoolOptions, type PoolNode } from "../dispatch/node-pool.js";
 import { TaskOutcomes } from "../dispatch/task-outcomes.js";
 import { createConnectGpuClient } from "../gpu/connect.gpu-client.js";
@@ -52,11 +51,8 @@ class ClaimLimitedNodePool extends NodePool {
 }
 
 export interface DispatchSession {
-  instanceId: string;
-  db: Database;
   budget: SubrequestBudget;
   repo: DispatchRepo;
-  outcomes: TaskOutcomes;
   outbox: OutboxRepo;
   nodes: NodePool;
   dispatcher: Dispatcher;
@@ -66,7 +62,10 @@ export interface DispatchSession {
   close(): void;
 }
 
-export function openDispatchSession(runtime: WorkerRuntime, options: { claims: number; subrequests: number }): DispatchSession {
+export function openDispatchSession(
+  runtime: WorkerRuntime,
+  options: { claims: number; subrequests: number; noHealthySince?: NoHealthySince },
+): DispatchSession {
   const { config, clock, logger } = runtime;
   const budget = new SubrequestBudget(options.subrequests);
   const counted = budget.wrap();
@@ -90,11 +89,8 @@ export function openDispatchSession(runtime: WorkerRuntime, options: { claims: n
   const outcomes = new TaskOutcomes(db);
   const outbox = new OutboxRepo(db);
   const session: DispatchSession = {
-    instanceId,
-    db,
     budget,
     repo,
-    outcomes,
     outbox,
     nodes,
     finished: 0,
@@ -112,6 +108,7 @@ export function openDispatchSession(runtime: WorkerRuntime, options: { claims: n
         progress_interval_ms: Math.max(config.dispatch.progress_interval_ms, 1000),
       },
       onFinished: () => void session.finished++,
+      noHealthySince: options.noHealthySince,
     }),
     deliverer: new WebhookDeliverer({
       repo: outbox,
