@@ -1,4 +1,4 @@
-import { and, count, eq, lt, sql } from "drizzle-orm";
+import { and, count, eq, lt, sql, type SQL } from "drizzle-orm";
 import type { InitImage } from "../../shared/api/init-image.js";
 import type { Database } from "./database.js";
 import { InsertCoalescer } from "./insert-coalescer.js";
@@ -29,6 +29,11 @@ const TASK_VIEW_COLUMNS = {
 };
 
 export type TaskView = UnpackedRow<typeof TASK_VIEW_COLUMNS>;
+
+/** The task was created with this key: a guard for TaskOutcomes.finish (other keys' tasks do not exist for you). */
+export function ownedBy(ownerKeyHash: string): SQL {
+  return eq(tasks.ownerKeyHash, ownerKeyHash);
+}
 
 // Read as one packed value: the hottest query of the API (see packed-select.ts).
 const TASK_VIEW = packColumns(TASK_VIEW_COLUMNS);

@@ -1,7 +1,6 @@
 import { API_MESSAGES } from "../../../shared/api/api-messages.js";
 import type { AppRouteHandler } from "../../app.types.js";
-import { eq } from "drizzle-orm";
-import { tasks as tasksTable } from "../../db/schema.js";
+import { ownedBy } from "../../db/tasks.repo.js";
 import type { CancelTaskRoute, GenerateRoute, GetTaskRoute } from "./tasks.routes.js";
 import { loraRequestErrors } from "./lora-request.check.js";
 import { toTaskResponse } from "./task.presenter.js";
@@ -76,7 +75,7 @@ export const cancelTask: AppRouteHandler<CancelTaskRoute> = async (c) => {
   const owner = c.var.ownerKeyHash;
   if (!TASK_ID.test(task_id)) return c.json({ detail: API_MESSAGES.taskNotFound }, 404);
   // The row is the truth: it is cancelled here even if its GPU node is gone; the node is told afterwards.
-  const cancelled = await taskOutcomes.finish(task_id, { status: "cancelled" }, clock.now(), eq(tasksTable.ownerKeyHash, owner));
+  const cancelled = await taskOutcomes.finish(task_id, { status: "cancelled" }, clock.now(), ownedBy(owner));
   if (cancelled) {
     metrics.taskFinished("cancelled");
     logger.info({ task_id, node: cancelled.node }, "task cancelled");
