@@ -1,4 +1,5 @@
 import type { Client } from "@libsql/client";
+import { sha256Hex } from "../lib/hex.codec.js";
 
 // Applies drizzle-kit's SQL migrations given as strings, so it runs where files cannot be read (Workers, with
 // migrations/index.ts) exactly as on Node (which reads the folder). Applied migrations are recorded by tag in
@@ -20,11 +21,6 @@ export function splitStatements(sql: string): string[] {
     .split(BREAKPOINT)
     .map((s) => s.trim())
     .filter((s) => s.length > 0);
-}
-
-async function sha256Hex(text: string): Promise<string> {
-  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
-  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
 async function appliedTags(client: Client): Promise<Set<string>> {

@@ -1,19 +1,9 @@
+import { sha256Hex } from "../lib/hex.codec.js";
+
 // API keys: accepted from the configured header, `Authorization: Bearer`, or `?api_key=` (as the original
 // service did), compared in constant time against every configured key. A task's owner is the SHA-256 (hex) of
 // its key, digested once per configured key with Web Crypto (runs on Workers too), so no key reaches the
 // database or the logs and no request pays for a digest.
-
-const encoder = new TextEncoder();
-
-export async function sha256(text: string): Promise<Uint8Array> {
-  return new Uint8Array(await crypto.subtle.digest("SHA-256", encoder.encode(text)));
-}
-
-export function toHex(bytes: Uint8Array): string {
-  let out = "";
-  for (const b of bytes) out += b.toString(16).padStart(2, "0");
-  return out;
-}
 
 /**
  * Whether `presented` equals `known`, in time that depends only on known's length: every character is
@@ -68,7 +58,7 @@ export class ApiKeyAuth {
       if (constantTimeEquals(key, this.#keys[i])) matched = i;
     }
     if (matched < 0) return { ok: false, reason: "invalid" };
-    this.#ownerHashes ??= Promise.all(this.#keys.map(async (k) => toHex(await sha256(k))));
+    this.#ownerHashes ??= Promise.all(this.#keys.map(sha256Hex));
     return { ok: true, ownerKeyHash: (await this.#ownerHashes)[matched] };
   }
 }

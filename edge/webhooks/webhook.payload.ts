@@ -1,4 +1,5 @@
 import type { TaskStatus } from "../../shared/api/task.schema.js";
+import { toHex } from "../lib/hex.codec.js";
 
 // The callback body of the spec (and of the original service): `task_id`, `status`, then `image_url` (one image)
 // or `image_urls` (several) when completed, `error_message` when failed. A cancelled task sends the first two.
@@ -33,6 +34,5 @@ export function webhookPayload(taskId: string, outcome: TerminalOutcome): Webhoo
 
 /** A Standard Webhooks message id: "msg_" + 128 random bits. */
 export function newWebhookId(): string {
-  const bytes = crypto.getRandomValues(new Uint8Array(16));
-  return `msg_${Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("")}`;
+  return `msg_${toHex(crypto.getRandomValues(new Uint8Array(16)))}`;
 }

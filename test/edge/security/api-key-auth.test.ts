@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import { describe, expect, it } from "vitest";
-import { ApiKeyAuth, constantTimeEquals, presentedKey, sha256, toHex } from "../../../edge/security/api-key-auth.js";
+import { ApiKeyAuth, constantTimeEquals, presentedKey } from "../../../edge/security/api-key-auth.js";
 
 const sources = (headers: Record<string, string>, query: Record<string, string> = {}) => ({
   header: (name: string) => headers[name.toLowerCase()],
@@ -24,7 +24,7 @@ describe("ApiKeyAuth", () => {
     expect(presentedKey(sources({ authorization: "Bearer " }, { api_key: "" }), "X-K")).toBeNull();
   });
 
-  it("compares keys in full, whatever their lengths", async () => {
+  it("compares keys in full, whatever their lengths", () => {
     expect(constantTimeEquals("secret-key", "secret-key")).toBe(true);
     expect(constantTimeEquals("secret-kez", "secret-key")).toBe(false);
     expect(constantTimeEquals("secret-ke", "secret-key")).toBe(false);
@@ -32,6 +32,5 @@ describe("ApiKeyAuth", () => {
     expect(constantTimeEquals("", "secret-key")).toBe(false);
     expect(constantTimeEquals("\u0000", "")).toBe(false);
     expect(constantTimeEquals("密钥", "密钥")).toBe(true);
-    expect(toHex(await sha256("a"))).toBe(createHash("sha256").update("a").digest("hex"));
   });
 });
