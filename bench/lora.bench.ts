@@ -238,7 +238,7 @@ function rssMb(): number {
 async function workerCase(name: string, kind: "lora" | "loha"): Promise<WorkerResult> {
   const { createPipelineRunner } = await import("../gpu-node/pipeline/pipeline.host.js");
   const { parseConfig } = await import("../shared/config/config.schema.js");
-  const { resolveScheduler } = await import("../shared/schedulers/scheduler-names.js");
+  const { generateParams } = await import("../test/helpers/generate-params.js");
   const rng = fixtureRng(1);
   const tensors: FixtureTensors = {};
   for (const [component, prefix] of [
@@ -258,21 +258,8 @@ async function workerCase(name: string, kind: "lora" | "loha"): Promise<WorkerRe
     const started = performance.now();
     const runner = await createPipelineRunner(parseConfig({ lora: { models_dir: dir } }));
     const startMs = performance.now() - started;
-    const params = (weight: number | null) => ({
-      prompt: "a red bicycle",
-      negativePrompt: null,
-      width: 64,
-      height: 64,
-      numImages: 1,
-      numInferenceSteps: 4,
-      guidanceScale: 7.5,
-      strength: 0.75,
-      scheduler: resolveScheduler("Euler")!,
-      seed: 1,
-      initImage: null,
-      outputFormat: "png" as const,
-      loras: weight === null ? [] : [{ name: "all", weight }],
-    });
+    const params = (weight: number | null) =>
+      generateParams({ numInferenceSteps: 4, seed: 1, loras: weight === null ? [] : [{ name: "all", weight }] });
     const best = async (weight: number | null) => {
       let ms = Infinity;
       for (let i = 0; i < 3; i++) ms = Math.min(ms, (await runner.generate(params(weight))).timings.totalMs);

@@ -7,11 +7,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseConfig } from "../../../shared/config/config.schema.js";
-import { DomainError } from "../../../shared/errors/error-codes.js";
-import { resolveScheduler } from "../../../shared/schedulers/scheduler-names.js";
 import { readImage } from "../../../gpu-node/pipeline/image/image.codec.js";
 import { createPipelineRunner, type PipelineHost } from "../../../gpu-node/pipeline/pipeline.host.js";
 import type { GenerateOutput, GenerateParams, LoraRequest } from "../../../gpu-node/pipeline/pipeline.types.js";
+import { domainError } from "../../helpers/domain-error.js";
+import { generateParams } from "../../helpers/generate-params.js";
 import { encodeSafetensors, fixtureRng, lohaModule, loraModule, TINY_MODULES, writeSafetensors } from "../../helpers/lora-fixtures.js";
 
 const U = TINY_MODULES.unet;
@@ -26,22 +26,7 @@ let dir: string;
 const hosts: PipelineHost[] = [];
 
 function params(loras: LoraRequest[] = [], overrides: Partial<GenerateParams> = {}): GenerateParams {
-  return {
-    prompt: "a red bicycle",
-    negativePrompt: null,
-    width: 64,
-    height: 64,
-    numImages: 1,
-    numInferenceSteps: 3,
-    guidanceScale: 7.5,
-    strength: 0.75,
-    scheduler: resolveScheduler("Euler")!,
-    seed: 99,
-    initImage: null,
-    outputFormat: "png",
-    loras,
-    ...overrides,
-  };
+  return generateParams({ seed: 99, loras, ...overrides });
 }
 
 async function host(lora: Record<string, unknown> = {}): Promise<PipelineHost> {
@@ -63,15 +48,6 @@ function meanAbsDiff(a: Uint8Array, b: Uint8Array): number {
   let sum = 0;
   for (let i = 0; i < a.length; i++) sum += Math.abs(a[i] - b[i]);
   return sum / a.length;
-}
-
-async function refusal(promise: Promise<unknown>): Promise<DomainError> {
-  const err = await promise.then(
-    () => null,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(DomainError);
-  return err as DomainError;
 }
 
 beforeAll(async () => {
@@ -195,17 +171,17 @@ describe("per-request adapters from lora.models_dir", () => {
   });
 
   it("refuses unknown, unusable and repeated names as invalid_argument, and keeps serving", async () => {
-    expect((await refusal(runner.generate(params([{ name: "nope", weight: 1 }])))).message).toBe(
+    expect((await domainError(runner.generate(params([{ name: "nope", weight: 1 }])))).message).toBe(
       'unknown LoRA "nope"; available: ink, style, texture',
     );
-    const broken = await refusal(runner.generate(params([{ name: "broken", weight: 1 }])));
+    const broken = await domainError(runner.generate(params([{ name: "broken", weight: 1 }])));
     expect(broken.code).toBe("invalid_argument");
     expect(broken.message).toMatch(/^LoRA "broken" cannot be used: .*broken\.safetensors/);
-    expect((await refusal(runner.generate(params([{ name: "sdxl", weight: 1 }])))).message).toBe(
+    expect((await domainError(runner.generate(params([{ name: "sdxl", weight: 1 }])))).message).toBe(
       'LoRA "sdxl" cannot be used: no module of this adapter matches a weight of the model',
     );
-    expect((await refusal(runner.generate(params([{ name: "ink", weight: 1 }, { name: "ink", weight: 1 }])))).code).toBe("invalid_argument");
-    expect((await refusal(plain.generate(params([{ name: "style", weight: 1 }])))).message).toBe(
+    expect((await domainError(runner.generate(params([{ name: "ink", weight: 1 }, { name: "ink", weight: 1 }])))).code).toBe("invalid_argument");
+    expect((await domainError(plain.generate(params([{ name: "style", weight: 1 }])))).message).toBe(
       'unknown LoRA "style": this node has no usable LoRA adapters',
     );
     expect((await runner.generate(params())).images[0].bytes).toEqual(base.images[0].bytes);
@@ -215,7 +191,7 @@ describe("per-request adapters from lora.models_dir", () => {
     const controller = new AbortController();
     const pending = runner.generate(params([{ name: "ink", weight: 0.3 }]), { signal: controller.signal });
     controller.abort();
-    expect((await refusal(pending)).code).toBe("cancelled");
+    expect((await domainError(pending)).code).toBe("cancelled");
     expect((await runner.generate(params())).images[0].bytes).toEqual(base.images[0].bytes);
   });
 });

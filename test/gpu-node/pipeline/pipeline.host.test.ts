@@ -4,44 +4,16 @@ import { rmSync, unlinkSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseConfig } from "../../../shared/config/config.schema.js";
-import { DomainError } from "../../../shared/errors/error-codes.js";
-import { resolveScheduler } from "../../../shared/schedulers/scheduler-names.js";
 import { readImage } from "../../../gpu-node/pipeline/image/image.codec.js";
 import { ModelLoadError } from "../../../gpu-node/pipeline/model/model-load.error.js";
 import { createPipelineRunner, type PipelineHost } from "../../../gpu-node/pipeline/pipeline.host.js";
-import type { GenerateParams, ProgressEvent, StartEvent } from "../../../gpu-node/pipeline/pipeline.types.js";
+import type { ProgressEvent, StartEvent } from "../../../gpu-node/pipeline/pipeline.types.js";
 import { TINY_SD_DIR } from "../../helpers/goldens.js";
+import { domainError } from "../../helpers/domain-error.js";
+import { generateParams } from "../../helpers/generate-params.js";
 import { tinyModelCopy } from "../../helpers/tiny-model.js";
 
 const config = (path = TINY_SD_DIR) => parseConfig({ sd_model: { path }, onnx: { intra_op_threads: 1 } });
-
-function params(overrides: Partial<GenerateParams> = {}): GenerateParams {
-  return {
-    prompt: "a red bicycle",
-    negativePrompt: null,
-    width: 64,
-    height: 64,
-    numImages: 1,
-    numInferenceSteps: 3,
-    guidanceScale: 7.5,
-    strength: 0.75,
-    scheduler: resolveScheduler("Euler")!,
-    seed: 2024,
-    initImage: null,
-    outputFormat: "png",
-    loras: [],
-    ...overrides,
-  };
-}
-
-async function domainError(promise: Promise<unknown>): Promise<DomainError> {
-  const err = await promise.then(
-    () => null,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(DomainError);
-  return err as DomainError;
-}
 
 let runner: PipelineHost;
 beforeAll(async () => {
@@ -57,7 +29,7 @@ describe("createPipelineRunner", () => {
   it("generates with a start report, progress per step and transferred image bytes", async () => {
     const progress: ProgressEvent[] = [];
     const starts: StartEvent[] = [];
-    const out = await runner.generate(params({ numImages: 2 }), {
+    const out = await runner.generate(generateParams({ numImages: 2 }), {
       onStart: (e) => starts.push(e),
       onProgress: (e) => {
         // The start report arrives before the first step.
@@ -65,7 +37,7 @@ describe("createPipelineRunner", () => {
         progress.push(e);
       },
     });
-    expect(starts).toEqual([{ totalSteps: 3, width: params().width, height: params().height }]);
+    expect(starts).toEqual([{ totalSteps: 3, width: generateParams().width, height: generateParams().height }]);
     expect(progress).toEqual([
       { step: 1, total: 3 },
       { step: 2, total: 3 },
@@ -83,12 +55,12 @@ describe("createPipelineRunner", () => {
 
   it("reports every step once and in order even when steps are faster than progress messages", async () => {
     const steps: number[] = [];
-    await runner.generate(params({ numInferenceSteps: 25 }), { onProgress: (e) => steps.push(e.step) });
+    await runner.generate(generateParams({ numInferenceSteps: 25 }), { onProgress: (e) => steps.push(e.step) });
     expect(steps).toEqual(Array.from({ length: 25 }, (_, i) => i + 1));
   });
 
   it("gives the same bytes as an in-order second request with the same seed", async () => {
-    const [a, b] = await Promise.all([runner.generate(params()), runner.generate(params())]);
+    const [a, b] = await Promise.all([runner.generate(generateParams()), runner.generate(generateParams())]);
     expect(Buffer.from(a.images[0].bytes).equals(Buffer.from(b.images[0].bytes))).toBe(true);
   });
 
@@ -96,7 +68,7 @@ describe("createPipelineRunner", () => {
     const controller = new AbortController();
     const seen: number[] = [];
     const err = await domainError(
-      runner.generate(params({ numInferenceSteps: 50 }), {
+      runner.generate(generateParams({ numInferenceSteps: 50 }), {
         signal: controller.signal,
         onProgress: (e) => {
           seen.push(e.step);
@@ -108,22 +80,22 @@ describe("createPipelineRunner", () => {
     expect(seen.length).toBeLessThan(50);
     const already = new AbortController();
     already.abort();
-    expect((await domainError(runner.generate(params(), { signal: already.signal }))).code).toBe("cancelled");
-    expect((await runner.generate(params())).images).toHaveLength(1);
+    expect((await domainError(runner.generate(generateParams(), { signal: already.signal }))).code).toBe("cancelled");
+    expect((await runner.generate(generateParams())).images).toHaveLength(1);
   });
 
   it("maps bad input to typed errors and the worker survives", async () => {
-    const image = await domainError(runner.generate(params({ initImage: new TextEncoder().encode("garbage") })));
+    const image = await domainError(runner.generate(generateParams({ initImage: new TextEncoder().encode("garbage") })));
     expect(image.code).toBe("invalid_argument");
     expect(image.message).toMatch(/init_image is not a decodable PNG or JPEG image/);
     const scheduler = await domainError(
-      runner.generate(params({ scheduler: { name: "Bogus", className: "BogusScheduler" as never, overrides: {} } })),
+      runner.generate(generateParams({ scheduler: { name: "Bogus", className: "BogusScheduler" as never, overrides: {} } })),
     );
     expect(scheduler.code).toBe("invalid_argument");
     expect(scheduler.message).toMatch(/unknown scheduler "Bogus"/);
-    const big = await domainError(runner.generate(params({ width: 4096, height: 4096 })));
+    const big = await domainError(runner.generate(generateParams({ width: 4096, height: 4096 })));
     expect(big.code).toBe("out_of_memory");
-    expect((await runner.generate(params())).images).toHaveLength(1);
+    expect((await runner.generate(generateParams())).images).toHaveLength(1);
     expect(runner.restarts).toBe(0);
   });
 
@@ -132,7 +104,7 @@ describe("createPipelineRunner", () => {
     async (how) => {
       const before = runner.restarts;
       let crashed = false;
-      const running = runner.generate(params({ numInferenceSteps: 200 }), {
+      const running = runner.generate(generateParams({ numInferenceSteps: 200 }), {
         onProgress: () => {
           if (!crashed) {
             crashed = true;
@@ -140,7 +112,7 @@ describe("createPipelineRunner", () => {
           }
         },
       });
-      const queued = runner.generate(params({ seed: 77 }));
+      const queued = runner.generate(generateParams({ seed: 77 }));
       const err = await domainError(running);
       expect(err.code).toBe("internal");
       expect(err.message).toMatch(/pipeline worker died while generating .*restarted/);
@@ -157,7 +129,7 @@ describe("memory bound", () => {
   // per image, measured); split one image per run it stays near one image's working set.
   it("8 images at 512x512 run split and leave the process up", { timeout: 600_000 }, async () => {
     const out = await runner.generate(
-      params({ width: 512, height: 512, numImages: 8, numInferenceSteps: 1, guidanceScale: 1 }),
+      generateParams({ width: 512, height: 512, numImages: 8, numInferenceSteps: 1, guidanceScale: 1 }),
     );
     expect(out.images.map((i) => [i.width, i.height])).toEqual(Array.from({ length: 8 }, () => [512, 512]));
     const peakMb = process.resourceUsage().maxRSS / 1024;

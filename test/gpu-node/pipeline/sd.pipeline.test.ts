@@ -3,13 +3,14 @@
 import { rmSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { DomainError } from "../../../shared/errors/error-codes.js";
 import { SCHEDULER_NAMES, resolveScheduler } from "../../../shared/schedulers/scheduler-names.js";
 import { encodePng, readImage, type RgbImage } from "../../../gpu-node/pipeline/image/image.codec.js";
 import type { GenerateOutput, GenerateParams } from "../../../gpu-node/pipeline/pipeline.types.js";
 import { TorchGenerator } from "../../../gpu-node/pipeline/rng/torch-generator.js";
 import { createSdPipeline, type PipelineSettings } from "../../../gpu-node/pipeline/sd-pipeline.factory.js";
 import { img2imgStart, type RunHooks, type SdPipeline } from "../../../gpu-node/pipeline/sd.pipeline.js";
+import { domainError } from "../../helpers/domain-error.js";
+import { generateParams } from "../../helpers/generate-params.js";
 import { TINY_SD_DIR, maxAbs, maxAbsDiff } from "../../helpers/goldens.js";
 import { tinyModelCopy } from "../../helpers/tiny-model.js";
 
@@ -52,22 +53,7 @@ function gradient(width: number, height: number): RgbImage {
 }
 
 function params(overrides: Partial<GenerateParams> = {}): GenerateParams {
-  return {
-    prompt: "a lighthouse at dusk",
-    negativePrompt: "blurry",
-    width: 64,
-    height: 64,
-    numImages: 1,
-    numInferenceSteps: 4,
-    guidanceScale: 7.5,
-    strength: 0.75,
-    scheduler: resolveScheduler("Euler")!,
-    seed: 42,
-    initImage: null,
-    outputFormat: "png",
-    loras: [],
-    ...overrides,
-  };
+  return generateParams({ prompt: "a lighthouse at dusk", negativePrompt: "blurry", numInferenceSteps: 4, seed: 42, ...overrides });
 }
 
 interface Trace {
@@ -96,15 +82,6 @@ async function trace(p: GenerateParams, on: SdPipeline = pipeline, hooks: RunHoo
     },
   });
   return t as Trace;
-}
-
-async function domainError(promise: Promise<unknown>): Promise<DomainError> {
-  const err = await promise.then(
-    () => null,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(DomainError);
-  return err as DomainError;
 }
 
 const same = (a: Uint8Array, b: Uint8Array) => Buffer.from(a).equals(Buffer.from(b));

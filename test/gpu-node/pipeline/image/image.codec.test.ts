@@ -1,6 +1,6 @@
 import sharp from "sharp";
 import { describe, expect, it } from "vitest";
-import { DomainError } from "../../../../shared/errors/error-codes.js";
+import type { DomainError } from "../../../../shared/errors/error-codes.js";
 import {
   decodeInitImage,
   encodeJpeg,
@@ -8,6 +8,7 @@ import {
   readImage,
   type RgbImage,
 } from "../../../../gpu-node/pipeline/image/image.codec.js";
+import { domainError } from "../../../helpers/domain-error.js";
 
 function gradient(width: number, height: number): RgbImage {
   const data = new Uint8Array(width * height * 3);
@@ -23,13 +24,9 @@ function gradient(width: number, height: number): RgbImage {
 }
 
 async function invalid(promise: Promise<unknown>): Promise<DomainError> {
-  const err = await promise.then(
-    () => null,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(DomainError);
-  expect((err as DomainError).code).toBe("invalid_argument");
-  return err as DomainError;
+  const err = await domainError(promise);
+  expect(err.code).toBe("invalid_argument");
+  return err;
 }
 
 describe("decodeInitImage", () => {
