@@ -64,6 +64,13 @@ export function createConnectGpuClient(options: ConnectGpuClientOptions): GpuCli
   });
   const client = createClient(GpuNode, transport);
   const unaryTimeoutMs = options.unaryTimeoutMs ?? 10_000;
+  const unary = async <T>(call: () => Promise<T>): Promise<T> => {
+    try {
+      return await call();
+    } catch (error) {
+      throw mapError(error, options.baseUrl);
+    }
+  };
 
   return {
     async *generate(request: GenerateRequestInit, signal?: AbortSignal): AsyncGenerator<GenerateEvent> {
@@ -78,28 +85,10 @@ export function createConnectGpuClient(options: ConnectGpuClientOptions): GpuCli
       }
       if (signal?.aborted) throw abortedByCaller(options.baseUrl);
     },
-    async cancel(taskId, signal) {
-      try {
-        const response = await client.cancel(create(CancelRequestSchema, { taskId }), { signal, timeoutMs: unaryTimeoutMs });
-        return response.outcome;
-      } catch (error) {
-        throw mapError(error, options.baseUrl);
-      }
-    },
-    async status(signal) {
-      try {
-        return await client.getStatus({}, { signal, timeoutMs: unaryTimeoutMs });
-      } catch (error) {
-        throw mapError(error, options.baseUrl);
-      }
-    },
-    async loras(signal) {
-      try {
-        return await client.listLoras({}, { signal, timeoutMs: unaryTimeoutMs });
-      } catch (error) {
-        throw mapError(error, options.baseUrl);
-      }
-    },
+    cancel: (taskId, signal) =>
+      unary(async () => (await client.cancel(create(CancelRequestSchema, { taskId }), { signal, timeoutMs: unaryTimeoutMs })).outcome),
+    status: (signal) => unary(() => client.getStatus({}, { signal, timeoutMs: unaryTimeoutMs })),
+    loras: (signal) => unary(() => client.listLoras({}, { signal, timeoutMs: unaryTimeoutMs })),
     close() {
       // fetch holds no connection of its own to release.
     },

@@ -1,7 +1,7 @@
 // How the edge talks to one GPU node. Two adapters: grpc.gpu-client.ts (grpc-js, Node edge) and
 // connect.gpu-client.ts (gRPC-web over fetch, Workers edge). The dispatcher sees only this port.
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import { DomainError, errorCodeFromGrpc, isErrorCode, type ErrorCode } from "../../shared/errors/error-codes.js";
+import { DomainError, errorCodeFromGrpc, GrpcCode, isErrorCode, type ErrorCode } from "../../shared/errors/error-codes.js";
 import type {
   CancelOutcome,
   GenerateEvent,
@@ -51,6 +51,5 @@ export function gpuCallError(grpcCode: number, message: string, trailerCode: str
 
 /** What a generate() iteration rejects with once the caller's signal aborted it. */
 export function abortedByCaller(node: string): GpuCallError {
-  // 1 = CANCELLED.
-  return new GpuCallError("cancelled", 1, `gpu node ${node}: the caller stopped listening`);
+  return new GpuCallError("cancelled", GrpcCode.CANCELLED, `gpu node ${node}: the caller stopped listening`);
 }

@@ -14,6 +14,7 @@ import {
   type ListLorasResponse,
   type NodeStatus,
 } from "../../shared/gen/sd/v1/gpu_pb.js";
+import { GrpcCode } from "../../shared/errors/error-codes.js";
 import { grpcServiceDefinition } from "../../shared/node/grpc-service.definition.js";
 import {
   ERROR_CODE_TRAILER,
@@ -47,8 +48,8 @@ function mapError(error: unknown, address: string): GpuCallError {
     const trailer = error.metadata?.get(ERROR_CODE_TRAILER)[0];
     return gpuCallError(error.code, `gpu node ${address}: ${error.details || error.message}`, typeof trailer === "string" ? trailer : null, error);
   }
-  // Status 14 (UNAVAILABLE): the node could not be reached or the stream broke.
-  return gpuCallError(14, `gpu node ${address}: ${error instanceof Error ? error.message : String(error)}`, null, error);
+  // The node could not be reached or the stream broke.
+  return gpuCallError(GrpcCode.UNAVAILABLE, `gpu node ${address}: ${error instanceof Error ? error.message : String(error)}`, null, error);
 }
 
 export function createGrpcGpuClient(options: GrpcGpuClientOptions): GpuClient {
