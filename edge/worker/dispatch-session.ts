@@ -1,6 +1,3 @@
-import { createClient } from "@libsql/client/web";
-import { drizzle } from "drizzle-orm/libsql/web";
-import * as schema from "../db/schema.js";
 import { DispatchRepo } from "../dispatch/dispatch.repo.js";
 import { Dispatcher, type NoHealthySince } from "../dispatch/dispatcher.js";
 import { NodePool, type NodePoolOptions, type PoolNode } from "../dispatch/node-pool.js";
@@ -13,6 +10,7 @@ import { retryPolicyFromConfig } from "../webhooks/webhook.backoff.js";
 import { WebhookDeliverer } from "../webhooks/webhook.deliverer.js";
 import { WebhookSigner } from "../webhooks/webhook.signing.js";
 import { createDohHostResolver } from "./doh.host-resolver.js";
+import { connectLibsqlWeb } from "./libsql-web.database.js";
 import { SubrequestBudget } from "./subrequest-budget.js";
 import type { WorkerRuntime } from "./worker.runtime.js";
 
@@ -69,14 +67,8 @@ export function openDispatchSession(
   const { config, clock, logger } = runtime;
   const budget = new SubrequestBudget(options.subrequests);
   const counted = budget.wrap();
-  const client = createClient({
-    url: config.database.url!,
-    authToken: config.database.auth_token ?? undefined,
-    fetch: counted,
-    // Statements of this invocation only; no cap that would queue one behind another (see libsql-web.database.ts).
-    concurrency: Number.POSITIVE_INFINITY,
-  });
-  const db = drizzle(client, { schema });
+  // Its own client: every statement of this invocation counts against the budget.
+  const { client, db } = connectLibsqlWeb(config, counted);
   const instanceId = `worker:${crypto.randomUUID()}`;
   const poolNodes: PoolNode[] = runtime.gpuNodes.map((node) => ({
     name: node.name,

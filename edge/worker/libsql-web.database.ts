@@ -21,16 +21,23 @@ export interface WorkerDatabase {
   ensureMigrated(): Promise<void>;
 }
 
-export function openWorkerDatabase(config: Config, migrations: readonly Migration[] = bundledMigrations): WorkerDatabase {
+/** A client over config.database.url with its drizzle database; `fetch` lets an invocation count its subrequests. */
+export function connectLibsqlWeb(config: Config, fetch?: typeof globalThis.fetch): { client: Client; db: Database } {
   const client = createClient({
     url: config.database.url!,
     authToken: config.database.auth_token ?? undefined,
+    fetch,
     concurrency: Number.POSITIVE_INFINITY,
   });
+  return { client, db: drizzle(client, { schema }) };
+}
+
+export function openWorkerDatabase(config: Config, migrations: readonly Migration[] = bundledMigrations): WorkerDatabase {
+  const { client, db } = connectLibsqlWeb(config);
   let migrated = false;
   return {
     client,
-    db: drizzle(client, { schema }),
+    db,
     async ensureMigrated() {
       if (migrated) return;
       // Not a shared promise: concurrent first events each check (two cheap statements; applyMigrations tolerates
