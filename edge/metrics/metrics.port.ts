@@ -1,13 +1,17 @@
+import type { WebhookAttemptOutcome } from "../db/webhooks.schema.js";
+import type { TerminalStatus } from "../webhooks/webhook.payload.js";
+
 // What the edge reports for monitoring. The Node edge implements it with prom-client (edge/node/prom.metrics.ts,
 // served at /metrics); the Workers edge, which must not import prom-client, uses noopMetrics or its own.
 
-export type WebhookOutcome = "delivered" | "retry" | "gone" | "refused" | "gave_up";
+/** The outcomes webhook_attempts records. */
+export type WebhookOutcome = WebhookAttemptOutcome;
 
 export interface EdgeMetrics {
   /** One HTTP request: the matched route pattern ("/api/v1/tasks/:task_id"), method and status. */
   request(route: string, method: string, status: number, seconds: number): void;
   /** A task reached a terminal state through this edge. */
-  taskFinished(status: "completed" | "failed" | "cancelled"): void;
+  taskFinished(status: TerminalStatus): void;
   /** A task went back to the queue for another attempt. */
   taskRetried(reason: string): void;
   /** From POST (created_at) to the node's `started` event. */

@@ -1,6 +1,8 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import { TASK_STATUSES } from "../../shared/api/task.schema.js";
 import type { EdgeMetrics, WebhookOutcome } from "../metrics/metrics.port.js";
 import type { NodeView } from "../dispatch/node-pool.js";
+import type { TerminalStatus } from "../webhooks/webhook.payload.js";
 
 // The Node edge's Prometheus metrics (prom-client), served at GET /metrics. Gauges that describe state (tasks
 // per status, GPU nodes) are read when scraped, from the sources given here.
@@ -10,9 +12,6 @@ export interface PromSources {
   taskCounts(): Promise<Record<string, number>>;
   nodes(): NodeView[];
 }
-
-// Task states the gauge always reports (0 when none), so dashboards need no absent() juggling.
-const STATES = ["pending", "processing", "completed", "failed", "cancelled"];
 
 export class PromMetrics implements EdgeMetrics {
   readonly registry = new Registry();
@@ -58,7 +57,8 @@ export class PromMetrics implements EdgeMetrics {
       registers,
       async collect() {
         const counts = await sources.taskCounts();
-        for (const status of new Set([...STATES, ...Object.keys(counts)])) this.set({ status }, counts[status] ?? 0);
+        // Every status is reported (0 when none), so dashboards need no absent() juggling.
+        for (const status of new Set([...TASK_STATUSES, ...Object.keys(counts)])) this.set({ status }, counts[status] ?? 0);
       },
     });
     new Gauge({
@@ -85,7 +85,7 @@ export class PromMetrics implements EdgeMetrics {
     this.#requests.inc({ route, method, status: String(status) });
     this.#requestSeconds.observe({ route, method }, seconds);
   }
-  taskFinished(status: "completed" | "failed" | "cancelled"): void {
+  taskFinished(status: TerminalStatus): void {
     this.#finished.inc({ status });
   }
   taskRetried(reason: string): void {
