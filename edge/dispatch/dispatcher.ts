@@ -6,7 +6,7 @@ import type { SQL } from "drizzle-orm";
 import type { Config } from "../../shared/config/config.schema.js";
 import type { GenerateEvent } from "../../shared/gen/sd/v1/gpu_pb.js";
 import type { TaskRow } from "../db/schema.js";
-import { GpuCallError } from "../gpu/gpu-client.port.js";
+import { cancelOnNode, GpuCallError } from "../gpu/gpu-client.port.js";
 import type { EdgeMetrics } from "../metrics/metrics.port.js";
 import type { Clock } from "../ports/clock.port.js";
 import type { Logger } from "../ports/logger.port.js";
@@ -453,10 +453,7 @@ export class Dispatcher {
   }
 
   #cancelOnNode(node: PoolNode, taskId: string): void {
-    node.client.cancel(taskId, AbortSignal.timeout(10_000)).then(
-      (outcome) => this.#deps.logger.info({ task_id: taskId, node: node.name, outcome }, "cancel sent to the node"),
-      (error: unknown) => this.#deps.logger.warn({ task_id: taskId, node: node.name, err: errorMessage(error) }, "cancel could not reach the node"),
-    );
+    void cancelOnNode(node.client, node.name, taskId, this.#deps.logger);
   }
 }
 

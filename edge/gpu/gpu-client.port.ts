@@ -9,6 +9,7 @@ import type {
   ListLorasResponse,
   NodeStatus,
 } from "../../shared/gen/sd/v1/gpu_pb.js";
+import type { Logger } from "../ports/logger.port.js";
 
 export type GenerateRequestInit = MessageInitShape<typeof GenerateRequestSchema>;
 
@@ -52,4 +53,13 @@ export function gpuCallError(grpcCode: number, message: string, trailerCode: str
 /** What a generate() iteration rejects with once the caller's signal aborted it. */
 export function abortedByCaller(node: string): GpuCallError {
   return new GpuCallError("cancelled", GrpcCode.CANCELLED, `gpu node ${node}: the caller stopped listening`);
+}
+
+/** Tells a node to stop a task (best effort): resolves once it answered or could not be reached, and logs which. */
+export function cancelOnNode(client: GpuClient, node: string, taskId: string, logger: Logger): Promise<void> {
+  // Cancel is one small unary call; a node that has not answered within this is not going to.
+  return client.cancel(taskId, AbortSignal.timeout(10_000)).then(
+    (outcome) => logger.info({ task_id: taskId, node, outcome }, "cancel sent to the node"),
+    (error: unknown) => logger.warn({ task_id: taskId, node, err: error instanceof Error ? error.message : String(error) }, "cancel could not reach the node"),
+  );
 }

@@ -1,5 +1,5 @@
 import type { Queue } from "@cloudflare/workers-types";
-import type { GpuClient } from "../gpu/gpu-client.port.js";
+import { cancelOnNode, type GpuClient } from "../gpu/gpu-client.port.js";
 import type { Logger } from "../ports/logger.port.js";
 import type { TaskEvents } from "../ports/task-events.port.js";
 import type { DispatchMessage } from "./worker.env.js";
@@ -16,12 +16,7 @@ export function queueTaskEvents(queue: Queue<DispatchMessage>, nodes: ReadonlyMa
     },
     async onTaskCancelled(taskId, node) {
       const client = node === null ? undefined : nodes.get(node);
-      const cancelling = client
-        ? client.cancel(taskId, AbortSignal.timeout(10_000)).then(
-            (outcome) => logger.info({ task_id: taskId, node, outcome }, "cancel sent to the node"),
-            (err: unknown) => logger.warn({ task_id: taskId, node, err: (err as Error).message }, "cancel could not reach the node"),
-          )
-        : undefined;
+      const cancelling = client && node !== null ? cancelOnNode(client, node, taskId, logger) : undefined;
       await Promise.all([cancelling, queue.send({ kind: "webhooks" }, { contentType: "json" })]);
     },
   };
