@@ -7,6 +7,7 @@ import { Worker } from "node:worker_threads";
 import type { Config } from "../../shared/config/config.schema.js";
 import { DomainError, isErrorCode } from "../../shared/errors/error-codes.js";
 import { ModelLoadError } from "./model/model-load.error.js";
+import { PipelinePool } from "./pipeline.pool.js";
 import type {
   GenerateOutput,
   GenerateParams,
@@ -241,14 +242,23 @@ export class PipelineHost implements PipelineRunner {
   }
 }
 
-/** Starts the pipeline worker for this config and waits until the model is loaded (or its load error). */
-export async function createPipelineRunner(config: Config, options: PipelineHostOptions = {}): Promise<PipelineHost> {
-  const host = new PipelineHost(pipelineSettings(config), options);
-  try {
-    await host.start();
-  } catch (err) {
-    await host.close();
-    throw err;
+/**
+ * Starts gpu_node.concurrency pipeline workers for this config (in parallel) and waits until each has loaded the
+ * model. One slot: the single host; more: a pool over them. If any fails to load, all are stopped and its load
+ * error is thrown.
+ */
+export async function createPipelineRunner(
+  config: Config,
+  options: PipelineHostOptions = {},
+): Promise<PipelineHost | PipelinePool<PipelineHost>> {
+  const settings = pipelineSettings(config);
+  const hosts = Array.from({ length: config.gpu_node.concurrency }, () => new PipelineHost(settings, options));
+  // Every start settles (a host closed mid-load would leave its start() pending), then the failures are handled.
+  const started = await Promise.allSettled(hosts.map((host) => host.start()));
+  const failed = started.find((result) => result.status === "rejected");
+  if (failed) {
+    await Promise.all(hosts.map((host) => host.close()));
+    throw failed.reason;
   }
-  return host;
+  return hosts.length === 1 ? hosts[0] : new PipelinePool(hosts);
 }

@@ -139,6 +139,8 @@ export const configSchema = z.object({
       web_port: port.default(50052),
       metrics_port: port.default(9464),
       queue_capacity: z.number().int().positive().default(64),
+      // Generations run at once: one pipeline worker thread with its own copy of the model per slot (memory x N).
+      // With onnx.intra_op_threads 0 each session takes every core, so on CPU set threads to cores / N.
       concurrency: z.number().int().positive().default(1),
       result_ttl_seconds: z.number().int().positive().default(3600),
       shutdown_timeout_seconds: z.number().positive().default(60),

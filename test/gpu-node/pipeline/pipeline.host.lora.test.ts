@@ -31,7 +31,7 @@ function params(loras: LoraRequest[] = [], overrides: Partial<GenerateParams> = 
 
 async function host(lora: Record<string, unknown> = {}): Promise<PipelineHost> {
   // One intra-op thread: onnxruntime's results are then the same run to run, so outputs compare exactly.
-  const runner = await createPipelineRunner(parseConfig({ onnx: { intra_op_threads: 1 }, lora }));
+  const runner = (await createPipelineRunner(parseConfig({ onnx: { intra_op_threads: 1 }, lora }))) as PipelineHost;
   hosts.push(runner);
   return runner;
 }
@@ -272,7 +272,7 @@ describe("start-up errors", () => {
     const start = (lora: Record<string, unknown>) =>
       createPipelineRunner(parseConfig({ onnx: { intra_op_threads: 1 }, lora })).then(
         (runner) => {
-          hosts.push(runner);
+          hosts.push(runner as PipelineHost);
           return null;
         },
         (err: unknown) => err as Error,

@@ -17,7 +17,8 @@ const config = (path = TINY_SD_DIR) => parseConfig({ sd_model: { path }, onnx: {
 
 let runner: PipelineHost;
 beforeAll(async () => {
-  runner = await createPipelineRunner(config(), { faultInjection: true });
+  // Concurrency 1 (the default) gives the single host (pipeline.pool.test.ts checks that).
+  runner = (await createPipelineRunner(config(), { faultInjection: true })) as PipelineHost;
 });
 afterAll(() => runner.close());
 
