@@ -122,7 +122,8 @@ export interface PipelineStatus {
 }
 
 /**
- * What the gpu-node service drives. Implemented by a host that owns a worker thread running the pipeline.
+ * What the gpu-node service drives. Implemented by a host that owns a worker thread running the pipeline, and by
+ * a pool of such hosts when gpu_node.concurrency > 1.
  * Failures reject with a DomainError (shared/errors): invalid_argument for bad input, cancelled when the
  * signal fired, out_of_memory / internal otherwise.
  */
