@@ -1,4 +1,4 @@
-import { and, count, eq, lt, sql, type SQL } from "drizzle-orm";
+import { and, eq, sql, type SQL } from "drizzle-orm";
 import type { InitImage } from "../../shared/api/init-image.js";
 import type { Database } from "./database.js";
 import { InsertCoalescer } from "./insert-coalescer.js";
@@ -38,6 +38,13 @@ export function ownedBy(ownerKeyHash: string): SQL {
 // Read as one packed value: the hottest query of the API (see packed-select.ts).
 const TASK_VIEW = packColumns(TASK_VIEW_COLUMNS);
 
+// A task still in the database queue (no node has reported a place for it) is behind the pending tasks created
+// before it. Counted in the same statement as the view: a poll is one query, not two.
+// Plain SQL text: drizzle would name the outer columns without their table inside a select field.
+const PENDING_AHEAD = sql<number | null>`${sql.raw(`CASE WHEN "tasks"."status" = 'pending' AND "tasks"."queue_position" IS NULL THEN (
+  SELECT count(*) FROM "tasks" AS "ahead" WHERE "ahead"."status" = 'pending' AND "ahead"."created_at" < "tasks"."created_at"
+) END`)}`;
+
 export class TasksRepo {
   readonly #db: Database;
   readonly #insertTask;
@@ -45,7 +52,6 @@ export class TasksRepo {
   readonly #selectViewForOwner;
   readonly #selectById;
   readonly #selectInitImage;
-  readonly #countPendingBefore;
 
   /**
    * coalesceInserts: concurrent creates share commits (insert-coalescer.ts). For a process that owns its
@@ -82,17 +88,12 @@ export class TasksRepo {
         })
       : null;
     this.#selectViewForOwner = db
-      .select({ packed: TASK_VIEW.expression })
+      .select({ packed: TASK_VIEW.expression, pendingAhead: PENDING_AHEAD })
       .from(tasks)
       .where(and(eq(tasks.id, sql.placeholder("id")), eq(tasks.ownerKeyHash, sql.placeholder("owner"))))
       .prepare();
     this.#selectById = db.select().from(tasks).where(eq(tasks.id, sql.placeholder("id"))).prepare();
     this.#selectInitImage = db.select().from(taskInitImages).where(eq(taskInitImages.taskId, sql.placeholder("id"))).prepare();
-    this.#countPendingBefore = db
-      .select({ n: count() })
-      .from(tasks)
-      .where(and(eq(tasks.status, "pending"), lt(tasks.createdAt, sql.placeholder("createdAt"))))
-      .prepare();
   }
 
   /**
@@ -116,11 +117,7 @@ export class TasksRepo {
     const found = await this.#selectViewForOwner.get({ id, owner: ownerKeyHash });
     if (!found) return undefined;
     const view = TASK_VIEW.unpack(found.packed);
-    // Still in the database queue (no node has reported a place for it): the pending tasks created before it.
-    if (view.status === "pending" && view.queuePosition === null) {
-      const ahead = await this.#countPendingBefore.get({ createdAt: view.createdAt.getTime() });
-      view.queuePosition = ahead?.n ?? 0;
-    }
+    if (found.pendingAhead !== null) view.queuePosition = Number(found.pendingAhead);
     return view;
   }
 
