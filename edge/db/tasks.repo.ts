@@ -49,6 +49,8 @@ export class TasksRepo {
   readonly #db: Database;
   readonly #insertTask;
   readonly #inserts: InsertCoalescer<NewTask> | null;
+  /** Multi-row inserts by row count, prepared on first use: drizzle builds a statement's SQL per row and column. */
+  readonly #insertRowsBySize = new Map<number, { run(params: Record<string, unknown>): Promise<unknown> }>();
   readonly #selectViewForOwner;
   readonly #selectById;
   readonly #selectInitImage;
@@ -59,32 +61,11 @@ export class TasksRepo {
    */
   constructor(db: Database, options: { coalesceInserts?: boolean } = {}) {
     this.#db = db;
-    this.#insertTask = db
-      .insert(tasks)
-      .values({
-        id: sql.placeholder("id"),
-        ownerKeyHash: sql.placeholder("ownerKeyHash"),
-        prompt: sql.placeholder("prompt"),
-        negativePrompt: sql.placeholder("negativePrompt"),
-        width: sql.placeholder("width"),
-        height: sql.placeholder("height"),
-        numImages: sql.placeholder("numImages"),
-        numInferenceSteps: sql.placeholder("numInferenceSteps"),
-        guidanceScale: sql.placeholder("guidanceScale"),
-        strength: sql.placeholder("strength"),
-        scheduler: sql.placeholder("scheduler"),
-        seed: sql.placeholder("seed"),
-        outputFormat: sql.placeholder("outputFormat"),
-        callbackUrl: sql.placeholder("callbackUrl"),
-        loras: sql.placeholder("loras"),
-        createdAt: sql.placeholder("createdAt"),
-        updatedAt: sql.placeholder("updatedAt"),
-      })
-      .prepare();
+    this.#insertTask = db.insert(tasks).values(newTaskPlaceholders("")).prepare();
     this.#inserts = options.coalesceInserts
       ? new InsertCoalescer<NewTask>({
           insertOne: (row) => this.#insertTask.run(row),
-          insertMany: (rows) => this.#db.insert(tasks).values(rows),
+          insertMany: (rows) => this.#insertRows(rows),
         })
       : null;
     this.#selectViewForOwner = db
@@ -112,6 +93,22 @@ export class TasksRepo {
     ]);
   }
 
+  #insertRows(rows: NewTask[]): Promise<unknown> {
+    let insert = this.#insertRowsBySize.get(rows.length);
+    if (!insert) {
+      insert = this.#db
+        .insert(tasks)
+        .values(rows.map((_, i) => newTaskPlaceholders(`${i}.`)))
+        .prepare();
+      this.#insertRowsBySize.set(rows.length, insert);
+    }
+    const params: Record<string, unknown> = {};
+    rows.forEach((row, i) => {
+      for (const [field, value] of Object.entries(row)) params[`${i}.${field}`] = value;
+    });
+    return insert.run(params);
+  }
+
   /** What GET shows of a task, if it exists and was created with this key (other keys' tasks do not exist for you). */
   async getViewForOwner(id: string, ownerKeyHash: string): Promise<TaskView | undefined> {
     const found = await this.#selectViewForOwner.get({ id, owner: ownerKeyHash });
@@ -128,6 +125,21 @@ export class TasksRepo {
   async getInitImage(taskId: string): Promise<TaskInitImageRow | undefined> {
     return this.#selectInitImage.get({ id: taskId });
   }
+}
+
+// Every field of NewTask, checked by the compiler both ways (none missing, none extra).
+const NEW_TASK_FIELDS = Object.keys({
+  id: 1, ownerKeyHash: 1, prompt: 1, negativePrompt: 1, width: 1, height: 1, numImages: 1, numInferenceSteps: 1,
+  guidanceScale: 1, strength: 1, scheduler: 1, seed: 1, outputFormat: 1, callbackUrl: 1, loras: 1, createdAt: 1,
+  updatedAt: 1,
+} satisfies Record<keyof NewTask, 1>) as (keyof NewTask)[];
+
+/** A row of placeholders named `<prefix><field>` for every field of NewTask. */
+function newTaskPlaceholders(prefix: string): Record<keyof NewTask, ReturnType<typeof sql.placeholder>> {
+  return Object.fromEntries(NEW_TASK_FIELDS.map((field) => [field, sql.placeholder(`${prefix}${field}`)])) as Record<
+    keyof NewTask,
+    ReturnType<typeof sql.placeholder>
+  >;
 }
 
 /** The request's part of a task row; status, progress and dispatch columns start at their defaults. */

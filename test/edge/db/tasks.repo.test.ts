@@ -95,6 +95,40 @@ describe("TasksRepo", () => {
     expect((await edge.database.client.execute("SELECT count(*) AS n FROM tasks")).rows[0].n).toBe(4);
   });
 
+  it("with coalesceInserts, stores every field of every row of a batch as a lone insert does (bursts of one size reuse a statement)", async () => {
+    const distinct = (id: string, i: number): NewTask => ({
+      ...row(id),
+      prompt: `prompt ${i}`,
+      negativePrompt: i % 2 ? `neg ${i}` : null,
+      width: 64 * (i + 1),
+      height: i % 2 ? 64 : null,
+      numImages: i + 1,
+      numInferenceSteps: i % 2 ? null : 10 + i,
+      guidanceScale: 1.5 + i,
+      strength: i / 10,
+      scheduler: i % 2 ? null : "EulerDiscreteScheduler",
+      seed: 1000 + i,
+      outputFormat: i % 2 ? "jpg" : "png",
+      callbackUrl: i % 2 ? `http://hook.example/${i}` : null,
+      loras: i % 2 ? [{ name: `l${i}`, weight: i }] : null,
+      createdAt: new Date(Date.UTC(2024, 0, 1, 0, 0, i)),
+      updatedAt: new Date(Date.UTC(2024, 0, 2, 0, 0, i)),
+    });
+    for (let i = 0; i < 3; i++) await repo.create(distinct(`lone${i}`, i));
+    repo = new TasksRepo(edge.database.db, { coalesceInserts: true });
+    for (const burst of ["a", "b"]) {
+      await Promise.all([0, 1, 2].map((i) => repo.create(distinct(`${burst}${i}`, i))));
+    }
+    for (let i = 0; i < 3; i++) {
+      const { id: _lone, ...lone } = (await repo.getById(`lone${i}`))!;
+      for (const burst of ["a", "b"]) {
+        const { id, ...stored } = (await repo.getById(`${burst}${i}`))!;
+        expect(id).toBe(`${burst}${i}`);
+        expect(stored).toEqual(lone);
+      }
+    }
+  });
+
   it("stores the init image in the same transaction, and nothing when that fails", async () => {
     const bytes = new Uint8Array([0xff, 0xd8, 0xff, 1, 2, 3]);
     await repo.create(row("img"), { type: "jpeg", bytes });
