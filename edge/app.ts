@@ -36,7 +36,7 @@ export function createServices(deps: AppDeps): Services {
     gpuStatus: deps.gpuStatus,
     loraCatalog: deps.loraCatalog,
     taskEvents: deps.taskEvents,
-    tasks: new TasksRepo(deps.db, { coalesceInserts: deps.coalesceInserts ?? false }),
+    tasks: new TasksRepo(deps.db, { coalesceInserts: deps.coalesceInserts ?? false, statements: deps.statements }),
     taskOutcomes: new TaskOutcomes(deps.db),
     metrics: deps.metrics ?? noopMetrics,
     auth: new ApiKeyAuth(config.api.keys, config.api.key_header),

@@ -12,6 +12,7 @@ import type { DocsAssets } from "./ports/docs-assets.port.js";
 import type { GpuStatus } from "./ports/gpu-status.port.js";
 import type { Logger } from "./ports/logger.port.js";
 import type { LoraCatalog } from "./ports/lora-catalog.port.js";
+import type { StatementCache } from "./ports/statement-cache.port.js";
 import type { TaskEvents } from "./ports/task-events.port.js";
 import type { ApiKeyAuth } from "./security/api-key-auth.js";
 import type { TokenBucketLimiter } from "./security/token-bucket.js";
@@ -31,6 +32,8 @@ export interface AppDeps {
   docsAssets?: DocsAssets;
   /** Let concurrent task inserts share commits (Node: yes; Workers: no, see TasksRepo). Default false. */
   coalesceInserts?: boolean;
+  /** Kept native statements for the hottest reads (Node with a local file); drizzle's path when absent. */
+  statements?: StatementCache;
   /** Request/task/webhook metrics (prom-client on Node); none when absent. */
   metrics?: EdgeMetrics;
 }

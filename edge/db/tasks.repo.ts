@@ -1,5 +1,6 @@
-import { and, eq, sql, type SQL } from "drizzle-orm";
+import { and, eq, Placeholder, sql, type SQL } from "drizzle-orm";
 import type { InitImage } from "../../shared/api/init-image.js";
+import type { StatementCache } from "../ports/statement-cache.port.js";
 import type { Database } from "./database.js";
 import { InsertCoalescer } from "./insert-coalescer.js";
 import { packColumns, type UnpackedRow } from "./packed-select.js";
@@ -52,14 +53,16 @@ export class TasksRepo {
   /** Multi-row inserts by row count, prepared on first use: drizzle builds a statement's SQL per row and column. */
   readonly #insertRowsBySize = new Map<number, { run(params: Record<string, unknown>): Promise<unknown> }>();
   readonly #selectViewForOwner;
+  readonly #viewStatement: ({ cache: StatementCache } & PositionalQuery) | null;
   readonly #selectById;
   readonly #selectInitImage;
 
   /**
    * coalesceInserts: concurrent creates share commits (insert-coalescer.ts). For a process that owns its
    * database (the Node edge); off by default because on Workers one request must not do I/O for another.
+   * statements: where the database has them, the task view is read through a kept native statement.
    */
-  constructor(db: Database, options: { coalesceInserts?: boolean } = {}) {
+  constructor(db: Database, options: { coalesceInserts?: boolean; statements?: StatementCache } = {}) {
     this.#db = db;
     this.#insertTask = db.insert(tasks).values(newTaskPlaceholders("")).prepare();
     this.#inserts = options.coalesceInserts
@@ -68,11 +71,12 @@ export class TasksRepo {
           insertMany: (rows) => this.#insertRows(rows),
         })
       : null;
-    this.#selectViewForOwner = db
+    const selectView = db
       .select({ packed: TASK_VIEW.expression, pendingAhead: PENDING_AHEAD })
       .from(tasks)
-      .where(and(eq(tasks.id, sql.placeholder("id")), eq(tasks.ownerKeyHash, sql.placeholder("owner"))))
-      .prepare();
+      .where(and(eq(tasks.id, sql.placeholder("id")), eq(tasks.ownerKeyHash, sql.placeholder("owner"))));
+    this.#selectViewForOwner = selectView.prepare();
+    this.#viewStatement = options.statements ? { cache: options.statements, ...positional(selectView.toSQL()) } : null;
     this.#selectById = db.select().from(tasks).where(eq(tasks.id, sql.placeholder("id"))).prepare();
     this.#selectInitImage = db.select().from(taskInitImages).where(eq(taskInitImages.taskId, sql.placeholder("id"))).prepare();
   }
@@ -111,11 +115,18 @@ export class TasksRepo {
 
   /** What GET shows of a task, if it exists and was created with this key (other keys' tasks do not exist for you). */
   async getViewForOwner(id: string, ownerKeyHash: string): Promise<TaskView | undefined> {
-    const found = await this.#selectViewForOwner.get({ id, owner: ownerKeyHash });
+    const found = this.#viewStatement ? this.#viewFromCache(id, ownerKeyHash) : await this.#selectViewForOwner.get({ id, owner: ownerKeyHash });
     if (!found) return undefined;
     const view = TASK_VIEW.unpack(found.packed);
     if (found.pendingAhead !== null) view.queuePosition = Number(found.pendingAhead);
     return view;
+  }
+
+  #viewFromCache(id: string, owner: string): { packed: string; pendingAhead: number | null } | undefined {
+    const { cache, sql: text, params } = this.#viewStatement!;
+    const values: Record<string, string> = { id, owner };
+    const row = cache.get(text, params(values));
+    return row && { packed: row[0] as string, pendingAhead: row[1] as number | null };
   }
 
   async getById(id: string): Promise<TaskRow | undefined> {
@@ -125,6 +136,17 @@ export class TasksRepo {
   async getInitImage(taskId: string): Promise<TaskInitImageRow | undefined> {
     return this.#selectInitImage.get({ id: taskId });
   }
+}
+
+interface PositionalQuery {
+  sql: string;
+  /** The statement's positional parameters from named values (drizzle's placeholders, in SQL order). */
+  params: (values: Record<string, unknown>) => unknown[];
+}
+
+function positional(query: { sql: string; params: unknown[] }): PositionalQuery {
+  const slots = query.params.map((p): { name: string } | { value: unknown } => (p instanceof Placeholder ? { name: p.name as string } : { value: p }));
+  return { sql: query.sql, params: (values) => slots.map((slot) => ("name" in slot ? values[slot.name] : slot.value)) };
 }
 
 // Every field of NewTask, checked by the compiler both ways (none missing, none extra).

@@ -27,6 +27,7 @@ import { httpWebhookTransport } from "./http.webhook-transport.js";
 import { filePathOfUrl, openMigratedDatabase, type OpenDatabase } from "./open-database.js";
 import { createPinoLogger } from "./pino.logger.js";
 import { PromMetrics } from "./prom.metrics.js";
+import { openLibsqlStatementCache } from "./statement-cache.libsql.js";
 import { startWalCheckpointer, type WalCheckpointer } from "./wal-checkpointer.js";
 
 // The Node edge as a library: open and migrate the database, build the app with its dispatcher (GPU nodes over
@@ -85,6 +86,7 @@ export async function startEdgeServer(config: Config, options: EdgeServerOptions
   if (database.applied.length > 0) logger.info({ migrations: database.applied }, "migrations applied");
   const filePath = database.url.startsWith("file:") ? filePathOfUrl(database.url) : null;
   const checkpointer: WalCheckpointer | null = filePath ? await startWalCheckpointer(database.client, filePath, logger) : null;
+  const statements = filePath ? openLibsqlStatementCache(filePath) : null;
   const clock = options.clock ?? systemClock;
   const instanceId = options.instanceId ?? `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
   const dispatchRepo = new DispatchRepo(database.db);
@@ -135,6 +137,7 @@ export async function startEdgeServer(config: Config, options: EdgeServerOptions
     docsAssets: readDocsAssets(),
     // This process owns the database: concurrent inserts may share commits.
     coalesceInserts: true,
+    statements: statements ?? undefined,
     metrics,
   });
   // Prometheus scrapes /metrics without a key (keep the edge on a private interface, or filter it upstream).
@@ -154,6 +157,7 @@ export async function startEdgeServer(config: Config, options: EdgeServerOptions
       s.once("error", reject);
     });
   } catch (err) {
+    statements?.close();
     await checkpointer?.stop();
     database.client.close();
     nodes.close();
@@ -171,6 +175,7 @@ export async function startEdgeServer(config: Config, options: EdgeServerOptions
         void (async () => {
           await loops?.stop();
           await dispatcher.stop();
+          statements?.close();
           await checkpointer?.stop();
           database.client.close();
           nodes.close();
