@@ -10,9 +10,9 @@
 import { spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { parseConfig } from "../shared/config/config.schema.js";
-import { resolveScheduler } from "../shared/schedulers/scheduler-names.js";
 import { createPipelineRunner } from "../gpu-node/pipeline/pipeline.host.js";
 import type { GenerateParams } from "../gpu-node/pipeline/pipeline.types.js";
+import { generateParams } from "../test/helpers/generate-params.js";
 
 interface Case {
   name: string;
@@ -45,21 +45,15 @@ function argValue(name: string): string | undefined {
 }
 
 function params(c: Case, seed: number): GenerateParams {
-  return {
+  return generateParams({
     prompt: "a photo of an astronaut riding a horse on the moon",
     negativePrompt: "blurry",
     width: c.size,
     height: c.size,
     numImages: c.images,
     numInferenceSteps: 20,
-    guidanceScale: 7.5,
-    strength: 0.75,
-    scheduler: resolveScheduler("Euler")!,
     seed,
-    initImage: null,
-    outputFormat: "png",
-    loras: [],
-  };
+  });
 }
 
 async function runCase(c: Case, reps: number): Promise<Result> {

@@ -13,7 +13,7 @@ import { parseArgs } from "node:util";
 import { createPipelineRunner } from "../gpu-node/pipeline/pipeline.host.js";
 import type { GenerateParams } from "../gpu-node/pipeline/pipeline.types.js";
 import { parseConfig } from "../shared/config/config.schema.js";
-import { resolveScheduler } from "../shared/schedulers/scheduler-names.js";
+import { generateParams } from "../test/helpers/generate-params.js";
 
 const { values: args } = parseArgs({
   options: {
@@ -26,22 +26,9 @@ const { values: args } = parseArgs({
 const JOBS = 8;
 const cores = availableParallelism();
 
+/** The run bench:pipeline times (same prompt, 20 Euler steps), at this size and seed. */
 function params(size: number, seed: number): GenerateParams {
-  return {
-    prompt: "a photo of an astronaut riding a horse on the moon",
-    negativePrompt: "blurry",
-    width: size,
-    height: size,
-    numImages: 1,
-    numInferenceSteps: 20,
-    guidanceScale: 7.5,
-    strength: 0.75,
-    scheduler: resolveScheduler("Euler")!,
-    seed,
-    initImage: null,
-    outputFormat: "png",
-    loras: [],
-  };
+  return generateParams({ prompt: "a photo of an astronaut riding a horse on the moon", negativePrompt: "blurry", width: size, height: size, numInferenceSteps: 20, seed });
 }
 
 /** One configuration in this process: the median images/s over the rounds. */
