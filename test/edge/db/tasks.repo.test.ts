@@ -1,6 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { TasksRepo } from "../../../edge/db/tasks.repo.js";
 import type { NewTask } from "../../../edge/db/tasks.repo.js";
+import { newTask } from "../../helpers/new-task.js";
 import { createTestEdge, type TestEdge } from "../edge-test-app.js";
 
 let edge: TestEdge;
@@ -11,25 +12,7 @@ beforeEach(async () => {
 });
 afterEach(() => edge.close());
 
-const row = (id: string, owner = "owner-a"): NewTask => ({
-  id,
-  ownerKeyHash: owner,
-  prompt: "p",
-  negativePrompt: null,
-  width: 512,
-  height: null,
-  numImages: 2,
-  numInferenceSteps: null,
-  guidanceScale: 7.5,
-  strength: 0.75,
-  scheduler: "DDIMScheduler",
-  seed: 42,
-  outputFormat: "png",
-  callbackUrl: null,
-  loras: null,
-  createdAt: new Date(Date.UTC(2024, 0, 1)),
-  updatedAt: new Date(Date.UTC(2024, 0, 1, 0, 0, 5)),
-});
+const row = (id: string, ownerKeyHash = "owner-a"): NewTask => newTask(id, { ownerKeyHash });
 
 describe("TasksRepo", () => {
   it("creates tasks and reads their view, scoped to their owner", async () => {

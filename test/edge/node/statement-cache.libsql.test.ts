@@ -1,6 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { TasksRepo, type NewTask } from "../../../edge/db/tasks.repo.js";
 import { openLibsqlStatementCache, type LibsqlStatementCache } from "../../../edge/node/statement-cache.libsql.js";
+import { newTask } from "../../helpers/new-task.js";
 import { createTestEdge, type TestEdge } from "../edge-test-app.js";
 
 let edge: TestEdge;
@@ -14,25 +15,15 @@ afterEach(() => {
   edge.close();
 });
 
-const row = (id: string, createdAtSecond: number, owner = "owner-a"): NewTask => ({
-  id,
-  ownerKeyHash: owner,
-  prompt: `prompt of ${id}`,
-  negativePrompt: null,
-  width: 512,
-  height: null,
-  numImages: 2,
-  numInferenceSteps: null,
-  guidanceScale: 7.5,
-  strength: 0.75,
-  scheduler: "DDIMScheduler",
-  seed: Number.MAX_SAFE_INTEGER,
-  outputFormat: "png",
-  callbackUrl: null,
-  loras: [{ name: "ink", weight: 0.5 }],
-  createdAt: new Date(Date.UTC(2024, 0, 1, 0, 0, createdAtSecond)),
-  updatedAt: new Date(Date.UTC(2024, 0, 1, 0, 0, createdAtSecond)),
-});
+const row = (id: string, createdAtSecond: number, ownerKeyHash = "owner-a"): NewTask =>
+  newTask(id, {
+    ownerKeyHash,
+    prompt: `prompt of ${id}`,
+    seed: Number.MAX_SAFE_INTEGER,
+    loras: [{ name: "ink", weight: 0.5 }],
+    createdAt: new Date(Date.UTC(2024, 0, 1, 0, 0, createdAtSecond)),
+    updatedAt: new Date(Date.UTC(2024, 0, 1, 0, 0, createdAtSecond)),
+  });
 
 describe("openLibsqlStatementCache", () => {
   it("answers a row as its column values, undefined when there is none, reusing one statement per SQL text", () => {
