@@ -124,8 +124,7 @@ export class TasksRepo {
 
   #viewFromCache(id: string, owner: string): { packed: string; pendingAhead: number | null } | undefined {
     const { cache, sql: text, params } = this.#viewStatement!;
-    const values: Record<string, string> = { id, owner };
-    const row = cache.get(text, params(values));
+    const row = cache.get(text, params({ id, owner }));
     return row && { packed: row[0] as string, pendingAhead: row[1] as number | null };
   }
 
