@@ -4,12 +4,12 @@
 // temporary libSQL file and a random port. Options: --duration <seconds> (default 10), --connections <n> (64).
 import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import autocannon from "autocannon";
 import { loadNodeConfig } from "../shared/node/config.load.js";
+import { freePort } from "../shared/node/free-port.js";
 
 const { values: args } = parseArgs({
   options: { duration: { type: "string", default: "10" }, connections: { type: "string", default: "64" } },
@@ -18,17 +18,6 @@ const DURATION = Number(args.duration);
 const CONNECTIONS = Number(args.connections);
 const TARGETS = { getRps: 5000, postRps: 2000, p99Ms: 25 };
 
-/** A free loopback port, so the edge can be reached without parsing its (quiet) logs. */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 const dir = mkdtempSync(join(tmpdir(), "bench-api-"));
 const env: Record<string, string | undefined> = {

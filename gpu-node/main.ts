@@ -1,7 +1,7 @@
 // `npm run gpu-node`: config (SD_CONFIG or ./config.yaml + env), the pipeline worker with its model, then the
 // listeners. SIGTERM/SIGINT: stop accepting, let running tasks finish (gpu_node.shutdown_timeout_seconds),
 // fail queued ones as retryable, close the listeners, exit. A second signal exits at once.
-import { loadNodeConfig } from "../shared/node/config.load.js";
+import { loadNodeConfigOrExit } from "../shared/node/config.load.js";
 import { startGpuNode } from "./app/gpu-node.app.js";
 import { createLogger } from "./observability/logger.js";
 import { createPipelineRunner } from "./pipeline/pipeline.host.js";
@@ -9,7 +9,7 @@ import { createPipelineRunner } from "./pipeline/pipeline.host.js";
 // Past the shutdown timeout, the abort grace and the listeners' drain, something is stuck: exit anyway.
 const HARD_EXIT_MARGIN_MS = 20_000;
 
-const config = loadNodeConfig();
+const config = loadNodeConfigOrExit();
 const logger = createLogger(config.log_level);
 
 const runner = await createPipelineRunner(config).catch((error: unknown) => {

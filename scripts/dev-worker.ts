@@ -18,7 +18,7 @@ import { parseEndpoint } from "../gpu-node/storage/minio.store.js";
 import { applyMigrations } from "../edge/db/migrator.js";
 import { startSqld, type RunningSqld } from "../edge/worker/dev/sqld.server.js";
 import { migrations } from "../migrations/index.js";
-import { loadNodeConfig } from "../shared/node/config.load.js";
+import { loadNodeConfigOrExit } from "../shared/node/config.load.js";
 
 const ROOT = resolve(new URL("..", import.meta.url).pathname);
 const { values: args } = parseArgs({ options: { "data-dir": { type: "string", default: ".data" } } });
@@ -122,7 +122,7 @@ async function main(): Promise<void> {
   const configPath = resolve(process.env.SD_CONFIG ?? "config.yaml");
   const rawConfig: unknown = existsSync(configPath) ? (parseYaml(readFileSync(configPath, "utf8")) ?? {}) : {};
   // Validated here too, so a bad config stops before anything starts.
-  const config = loadNodeConfig();
+  const config = loadNodeConfigOrExit();
   await assertPortFree(config.server.port, `server.port / PORT (${config.server.port})`);
 
   sqld = await startSqld({ dbPath: join(dataDir, "sqld", "db"), onLog: (line) => console.log(`[sqld] ${line}`) });

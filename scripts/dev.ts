@@ -8,8 +8,7 @@ import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { ConfigError, type Config } from "../shared/config/config.schema.js";
-import { loadNodeConfig } from "../shared/node/config.load.js";
+import { loadNodeConfigOrExit } from "../shared/node/config.load.js";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const READY_TIMEOUT_MS = 180_000;
@@ -87,16 +86,7 @@ function jsonMessage(msg: string): (line: string) => Record<string, unknown> | n
 async function main(): Promise<void> {
   const { values } = parseArgs({ options: { "data-dir": { type: "string", default: ".data" } } });
   const s3Dir = join(values["data-dir"], "s3");
-  let config: Config;
-  try {
-    config = loadNodeConfig();
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      console.error(err.message);
-      process.exit(1);
-    }
-    throw err;
-  }
+  const config = loadNodeConfigOrExit();
 
   const children: Child[] = [
     start("s3", 35, "scripts/s3rver.ts", ["--dir", s3Dir], (line) => (line.includes("s3rver listening") ? line : null)),

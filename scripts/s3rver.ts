@@ -1,7 +1,7 @@
 // `tsx scripts/s3rver.ts [--port 9000] [--dir .data/s3]`: a local S3 server for development. Without --port it
 // listens on the port of config.minio.endpoint (SD_CONFIG or ./config.yaml), so the gpu-node finds it.
 import { parseArgs } from "node:util";
-import { loadNodeConfig } from "../shared/node/config.load.js";
+import { loadNodeConfigOrExit } from "../shared/node/config.load.js";
 import { startS3rver } from "../gpu-node/dev/s3rver.server.js";
 import { parseEndpoint } from "../gpu-node/storage/minio.store.js";
 
@@ -14,7 +14,7 @@ const { values } = parseArgs({
 });
 
 const port = values.port !== undefined ? Number(values.port) : (() => {
-  const { minio } = loadNodeConfig();
+  const { minio } = loadNodeConfigOrExit();
   return parseEndpoint(minio.endpoint, minio.secure).port ?? (minio.secure ? 443 : 80);
 })();
 const s3 = await startS3rver({ directory: values.dir, port, host: values.host });

@@ -1,22 +1,12 @@
 // The Node edge process: `tsx edge/node/main.ts` (`npm run dev` starts it beside s3rver and a gpu-node).
-import { ConfigError } from "../../shared/config/config.schema.js";
-import { loadNodeConfig } from "../../shared/node/config.load.js";
+import { loadNodeConfigOrExit } from "../../shared/node/config.load.js";
 import { startEdgeServer } from "./edge-server.js";
 import { createPinoLogger } from "./pino.logger.js";
 
 const SHUTDOWN_TIMEOUT_MS = 10_000;
 
 async function main(): Promise<void> {
-  let config;
-  try {
-    config = loadNodeConfig();
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      console.error(err.message);
-      process.exit(1);
-    }
-    throw err;
-  }
+  const config = loadNodeConfigOrExit();
   const logger = createPinoLogger(config.log_level);
   let server;
   try {

@@ -16,3 +16,17 @@ export function loadNodeConfig(env: ConfigEnv = process.env): Config {
   const text = readFileSync(path, "utf8");
   return parseConfigYaml(text, env, path);
 }
+
+/**
+ * For entry points: the config, or the process exits with the ConfigError's message (which names the key or the
+ * file) and no stack trace. Other errors are thrown as they are.
+ */
+export function loadNodeConfigOrExit(env: ConfigEnv = process.env): Config {
+  try {
+    return loadNodeConfig(env);
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    console.error(err.message);
+    process.exit(1);
+  }
+}

@@ -88,4 +88,20 @@ describe("gpu-node/main.ts", () => {
       if (child.exitCode === null) child.kill("SIGKILL");
     }
   });
+
+  it("exits 1 naming the key of a bad config, without a stack trace", async () => {
+    const configPath = join(dir, "bad.yaml");
+    writeFileSync(configPath, "gpu_node:\n  concurrency: 0\n");
+    const child = spawn(process.execPath, ["--import", "tsx", "gpu-node/main.ts"], {
+      cwd: new URL("../..", import.meta.url).pathname,
+      env: { PATH: process.env.PATH, HOME: process.env.HOME, SD_CONFIG: configPath },
+      stdio: ["ignore", "ignore", "pipe"],
+    });
+    let stderr = "";
+    child.stderr!.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+    const code = await new Promise<number | null>((resolve) => child.once("exit", resolve));
+    expect(code).toBe(1);
+    expect(stderr).toContain("gpu_node.concurrency:");
+    expect(stderr).not.toMatch(/\n\s+at /);
+  });
 });

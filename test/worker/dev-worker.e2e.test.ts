@@ -8,7 +8,6 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { createHash, createHmac } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer as createHttpServer, type Server } from "node:http";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
@@ -16,6 +15,7 @@ import { createClient, type Client } from "@libsql/client";
 import sharp from "sharp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { fixtureRng, loraModule, TINY_MODULES, writeSafetensors } from "../helpers/lora-fixtures.js";
+import { freePort } from "../../shared/node/free-port.js";
 
 const ROOT = new URL("../..", import.meta.url).pathname;
 const KEY = "worker-e2e-key";
@@ -40,16 +40,6 @@ const hooks = new Map<string, Hook[]>();
 // Paths that answer 500 to their first delivery.
 const failFirst = new Set<string>(["/flaky"]);
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 async function until<T>(what: string, check: () => Promise<T | undefined | null | false>, timeoutMs = 120_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;

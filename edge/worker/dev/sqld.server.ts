@@ -2,9 +2,9 @@
 // tests, reached over HTTP as Turso is in production. Development tooling (Node), never part of the worker bundle.
 import { spawn, type ChildProcess } from "node:child_process";
 import { accessSync, chmodSync, constants, existsSync, mkdirSync } from "node:fs";
-import { createServer } from "node:net";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
+import { freePort } from "../../../shared/node/free-port.js";
 
 export interface SqldOptions {
   /** The database directory (sqld keeps its files there); created if missing. */
@@ -44,16 +44,6 @@ export function sqldBinary(): string {
   return binary;
 }
 
-async function freePort(host: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, host, () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 async function waitHealthy(url: string, child: ChildProcess, deadline: number): Promise<void> {
   let exit: { code: number | null } | undefined;
