@@ -1,5 +1,6 @@
 // The contract between the SD pipeline (runs in a worker thread) and the gpu-node service around it.
 import type { SchedulerOverrides, SchedulerClass } from "../../shared/schedulers/scheduler-names.js";
+import type { LoraInfo } from "../lora/lora-registry.js";
 
 export type OutputFormat = "png" | "jpeg";
 
@@ -69,20 +70,9 @@ export interface GenerateOutput {
   lora?: LoraUsage;
 }
 
-/** One adapter the node knows, as checked against its model at start-up (GET /api/v1/loras). */
-export interface LoraAdapterInfo {
-  name: string;
-  kind: "lora" | "loha" | "mixed" | "none";
-  sizeBytes: number;
-  matchedModules: number;
-  unmatchedKeys: string[];
-  unsupportedKeys: { key: string; reason: string }[];
-  triggerWords: string[];
-  /** Weight applied to every request (lora.models / models_list); null for per-request adapters. */
-  startupWeight: number | null;
-  /** Why it cannot be used; null when it can. */
-  error: string | null;
-}
+/** One adapter the node knows, as checked against its model at start-up (GET /api/v1/loras): the registry's
+ * entry without its file path, which stays on the node. */
+export type LoraAdapterInfo = Omit<LoraInfo, "path">;
 
 /** The sessions with merged adapters a pipeline keeps (LRU, bounded by lora.cache_mb). */
 export interface LoraCacheStats {

@@ -73,17 +73,7 @@ export class LoraSessionCache {
 
   /** Every adapter the registry knows, as checked against the model (node-local paths left out). */
   adapters(): LoraAdapterInfo[] {
-    return this.options.registry.list().map((info) => ({
-      name: info.name,
-      kind: info.kind,
-      sizeBytes: info.sizeBytes,
-      matchedModules: info.matchedModules,
-      unmatchedKeys: info.unmatchedKeys,
-      unsupportedKeys: info.unsupportedKeys,
-      triggerWords: info.triggerWords,
-      startupWeight: info.startupWeight,
-      error: info.error,
-    }));
+    return this.options.registry.list().map(({ path: _path, ...info }) => info);
   }
 
   stats(): LoraCacheStats {

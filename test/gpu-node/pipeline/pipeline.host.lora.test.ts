@@ -98,6 +98,8 @@ describe("per-request adapters from lora.models_dir", () => {
     expect(adapters.find((a) => a.name === "style")).toMatchObject({ kind: "lora", matchedModules: 5, unmatchedKeys: [], startupWeight: null, error: null });
     expect(adapters.find((a) => a.name === "texture")).toMatchObject({ kind: "loha", matchedModules: 3, error: null });
     expect(adapters.find((a) => a.name === "broken")?.error).toMatch(/broken\.safetensors: /);
+    // The files' node-local paths stay on the node.
+    for (const adapter of adapters) expect(adapter).not.toHaveProperty("path");
     expect(adapters.find((a) => a.name === "sdxl")).toMatchObject({
       matchedModules: 0,
       unmatchedKeys: ["lora_unet_input_blocks_4_1_transformer_blocks_0_attn1_to_q"],
