@@ -30,6 +30,9 @@ export const generate = createRoute({
   },
 });
 
+// Unknown ids and other keys' tasks alike (a task of another key does not exist for you).
+const taskNotFoundResponse = jsonContent(DetailErrorSchema, "No such task for this API key (任务不存在)");
+
 export const getTask = createRoute({
   method: "get",
   path: "/api/v1/tasks/{task_id}",
@@ -41,7 +44,7 @@ export const getTask = createRoute({
   responses: {
     200: jsonContent(TaskResponseSchema, "The task"),
     401: unauthorizedResponse,
-    404: jsonContent(DetailErrorSchema, "No such task for this API key (任务不存在)"),
+    404: taskNotFoundResponse,
   },
 });
 
@@ -60,7 +63,7 @@ export const cancelTask = createRoute({
   responses: {
     200: jsonContent(TaskResponseSchema, "The task, now cancelled"),
     401: unauthorizedResponse,
-    404: jsonContent(DetailErrorSchema, "No such task for this API key (任务不存在)"),
+    404: taskNotFoundResponse,
     409: jsonContent(DetailErrorSchema, "The task already finished (任务已结束，无法取消)"),
   },
 });
