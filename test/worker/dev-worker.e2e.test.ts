@@ -185,8 +185,12 @@ describe("the worker stack (npm run dev:worker)", () => {
     const [hook] = await until("the webhook", async () => hooks.get("/done"));
     verify(hook);
     expect(JSON.parse(hook.body)).toEqual({ task_id: id, status: "completed", image_url: done.result_url });
-    const attempts = await db.execute({ sql: "SELECT state, attempts FROM webhook_outbox WHERE task_id = ?", args: [id] });
-    expect(attempts.rows[0]).toMatchObject({ state: "delivered", attempts: 1 });
+    // The receiver sees the request before the worker records the answer, so wait for the row.
+    const outbox = await until("the outbox row to say delivered", async () => {
+      const r = await db.execute({ sql: "SELECT state, attempts FROM webhook_outbox WHERE task_id = ?", args: [id] });
+      return r.rows[0]?.state === "delivered" ? r.rows[0] : null;
+    });
+    expect(outbox).toMatchObject({ state: "delivered", attempts: 1 });
   }, 300_000);
 
   it("reports the node's model on /health (GetStatus over gRPC-web)", async () => {
@@ -230,9 +234,13 @@ describe("the worker stack (npm run dev:worker)", () => {
     expect(list[1].headers["webhook-id"]).toBe(list[0].headers["webhook-id"]);
     verify(list[1]);
     expect(JSON.parse(list[1].body)).toEqual({ task_id: id, status: "completed", image_urls: done.result_urls });
-    const rows = await db.execute({
-      sql: "SELECT a.status_code, a.outcome FROM webhook_attempts a JOIN webhook_outbox o ON o.id = a.outbox_id WHERE o.task_id = ? ORDER BY a.attempt",
-      args: [id],
+    // As above: the second attempt's row is written after the receiver answered it.
+    const rows = await until("two recorded attempts", async () => {
+      const r = await db.execute({
+        sql: "SELECT a.status_code, a.outcome FROM webhook_attempts a JOIN webhook_outbox o ON o.id = a.outbox_id WHERE o.task_id = ? ORDER BY a.attempt",
+        args: [id],
+      });
+      return r.rows.length >= 2 ? r : null;
     });
     expect(rows.rows.map((r) => [r.status_code, r.outcome])).toEqual([
       [500, "retry"],
