@@ -1,4 +1,4 @@
-import { and, eq, Placeholder, sql, type SQL } from "drizzle-orm";
+import { and, eq, Param, Placeholder, sql, type SQL } from "drizzle-orm";
 import type { InitImage } from "../../shared/api/init-image.js";
 import type { StatementCache } from "../ports/statement-cache.port.js";
 import type { Database } from "./database.js";
@@ -52,6 +52,9 @@ export class TasksRepo {
   readonly #inserts: InsertCoalescer<NewTask> | null;
   /** Multi-row inserts by row count, prepared on first use: drizzle builds a statement's SQL per row and column. */
   readonly #insertRowsBySize = new Map<number, { run(params: Record<string, unknown>): Promise<unknown> }>();
+  /** The same inserts as SQL text and positional parameters, for kept native statements. */
+  readonly #keptInsertsBySize = new Map<number, RowsInsert>();
+  readonly #statements: StatementCache | null;
   readonly #selectViewForOwner;
   readonly #viewStatement: ({ cache: StatementCache } & PositionalQuery) | null;
   readonly #selectById;
@@ -64,11 +67,12 @@ export class TasksRepo {
    */
   constructor(db: Database, options: { coalesceInserts?: boolean; statements?: StatementCache } = {}) {
     this.#db = db;
+    this.#statements = options.statements ?? null;
     this.#insertTask = db.insert(tasks).values(newTaskPlaceholders("")).prepare();
     this.#inserts = options.coalesceInserts
       ? new InsertCoalescer<NewTask>({
-          insertOne: (row) => this.#insertTask.run(row),
-          insertMany: (rows) => this.#insertRows(rows),
+          insertOne: (row) => (this.#statements ? this.#insertKept([row]) : this.#insertTask.run(row)),
+          insertMany: (rows) => (this.#statements ? this.#insertKept(rows) : this.#insertRows(rows)),
         })
       : null;
     const selectView = db
@@ -76,7 +80,7 @@ export class TasksRepo {
       .from(tasks)
       .where(and(eq(tasks.id, sql.placeholder("id")), eq(tasks.ownerKeyHash, sql.placeholder("owner"))));
     this.#selectViewForOwner = selectView.prepare();
-    this.#viewStatement = options.statements ? { cache: options.statements, ...positional(selectView.toSQL()) } : null;
+    this.#viewStatement = options.statements ? { cache: options.statements, ...namedParams(positional(selectView.toSQL())) } : null;
     this.#selectById = db.select().from(tasks).where(eq(tasks.id, sql.placeholder("id"))).prepare();
     this.#selectInitImage = db.select().from(taskInitImages).where(eq(taskInitImages.taskId, sql.placeholder("id"))).prepare();
   }
@@ -113,6 +117,19 @@ export class TasksRepo {
     return insert.run(params);
   }
 
+  /**
+   * Through a kept statement: no statement to build, prepare and finalize per commit, and no parameter object with
+   * a key per row and column (17 per task; drizzle looks each one up by name).
+   */
+  async #insertKept(rows: NewTask[]): Promise<void> {
+    let insert = this.#keptInsertsBySize.get(rows.length);
+    if (!insert) {
+      insert = rowsInsert(this.#db.insert(tasks).values(rows.map((_, i) => newTaskPlaceholders(`${i}.`))).toSQL());
+      this.#keptInsertsBySize.set(rows.length, insert);
+    }
+    this.#statements!.run(insert.sql, insert.params(rows));
+  }
+
   /** What GET shows of a task, if it exists and was created with this key (other keys' tasks do not exist for you). */
   async getViewForOwner(id: string, ownerKeyHash: string): Promise<TaskView | undefined> {
     const found = this.#viewStatement ? this.#viewFromCache(id, ownerKeyHash) : await this.#selectViewForOwner.get({ id, owner: ownerKeyHash });
@@ -137,15 +154,49 @@ export class TasksRepo {
   }
 }
 
+/** A parameter of a built statement: a placeholder's name and how drizzle encodes its value, or a fixed value. */
+type Slot = { name: string; encode: (value: unknown) => unknown } | { value: unknown };
+
+/** A drizzle query's SQL text and its parameters in SQL order, encoded as drizzle's own execution would. */
+function positional(query: { sql: string; params: unknown[] }): { sql: string; slots: Slot[] } {
+  const slots = query.params.map((p): Slot => {
+    if (p instanceof Placeholder) return { name: p.name as string, encode: (value) => value };
+    // An insert's value binds its placeholder to the column, whose encoder maps it (JSON text, epoch ms).
+    if (p instanceof Param && p.value instanceof Placeholder) {
+      const { encoder } = p;
+      return { name: p.value.name as string, encode: (value) => encoder.mapToDriverValue(value) };
+    }
+    return { value: p };
+  });
+  return { sql: query.sql, slots };
+}
+
 interface PositionalQuery {
   sql: string;
   /** The statement's positional parameters from named values (drizzle's placeholders, in SQL order). */
   params: (values: Record<string, unknown>) => unknown[];
 }
 
-function positional(query: { sql: string; params: unknown[] }): PositionalQuery {
-  const slots = query.params.map((p): { name: string } | { value: unknown } => (p instanceof Placeholder ? { name: p.name as string } : { value: p }));
-  return { sql: query.sql, params: (values) => slots.map((slot) => ("name" in slot ? values[slot.name] : slot.value)) };
+function namedParams({ sql, slots }: { sql: string; slots: Slot[] }): PositionalQuery {
+  return { sql, params: (values) => slots.map((slot) => ("name" in slot ? slot.encode(values[slot.name]) : slot.value)) };
+}
+
+interface RowsInsert {
+  sql: string;
+  params: (rows: NewTask[]) => unknown[];
+}
+
+/** A many-row insert whose placeholders are named `<row>.<field>` (newTaskPlaceholders), bound from the rows. */
+function rowsInsert(query: { sql: string; params: unknown[] }): RowsInsert {
+  const { sql, slots } = positional(query);
+  const bind = slots.map((slot): ((rows: NewTask[]) => unknown) => {
+    if (!("name" in slot)) return () => slot.value;
+    const dot = slot.name.indexOf(".");
+    const row = Number(slot.name.slice(0, dot));
+    const field = slot.name.slice(dot + 1) as keyof NewTask;
+    return (rows) => slot.encode(rows[row][field]);
+  });
+  return { sql, params: (rows) => bind.map((value) => value(rows)) };
 }
 
 // Every field of NewTask, checked by the compiler both ways (none missing, none extra).

@@ -24,11 +24,11 @@ import { startEdgeLoops, type EdgeLoops } from "./background.loops.js";
 import { dnsHostResolver } from "./dns.host-resolver.js";
 import { readDocsAssets } from "./docs-assets.fs.js";
 import { httpWebhookTransport } from "./http.webhook-transport.js";
-import { filePathOfUrl, openMigratedDatabase, type OpenDatabase } from "./open-database.js";
+import { FILE_CONNECTION_PRAGMAS, filePathOfUrl, openMigratedDatabase, type OpenDatabase } from "./open-database.js";
 import { createPinoLogger } from "./pino.logger.js";
 import { PromMetrics } from "./prom.metrics.js";
 import { openLibsqlStatementCache } from "./statement-cache.libsql.js";
-import { startWalCheckpointer, type WalCheckpointer } from "./wal-checkpointer.js";
+import { REQUEST_CONNECTION_CHECKPOINT_PRAGMAS, startWalCheckpointer, type WalCheckpointer } from "./wal-checkpointer.js";
 
 // The Node edge as a library: open and migrate the database, build the app with its dispatcher (GPU nodes over
 // grpc-js), webhook delivery and Prometheus metrics, run their loops, listen. main.ts, `npm run dev`, the tests
@@ -86,7 +86,8 @@ export async function startEdgeServer(config: Config, options: EdgeServerOptions
   if (database.applied.length > 0) logger.info({ migrations: database.applied }, "migrations applied");
   const filePath = database.url.startsWith("file:") ? filePathOfUrl(database.url) : null;
   const checkpointer: WalCheckpointer | null = filePath ? await startWalCheckpointer(database.client, filePath, logger) : null;
-  const statements = filePath ? openLibsqlStatementCache(filePath) : null;
+  // A second connection (kept statements for task polls and coalesced inserts), set up as the driver's is.
+  const statements = filePath ? openLibsqlStatementCache(filePath, [...FILE_CONNECTION_PRAGMAS, ...REQUEST_CONNECTION_CHECKPOINT_PRAGMAS]) : null;
   const clock = options.clock ?? systemClock;
   const instanceId = options.instanceId ?? `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
   const dispatchRepo = new DispatchRepo(database.db);

@@ -27,6 +27,9 @@ export function filePathOfUrl(url: string): string | null {
   return rest === ":memory:" || rest === "" ? null : rest;
 }
 
+/** Per-connection settings of every connection the edge opens to a local database file (see below). */
+export const FILE_CONNECTION_PRAGMAS = ["PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL", "PRAGMA foreign_keys=ON"] as const;
+
 /**
  * Opens the task database. For a local file: creates its directory, WAL mode (readers never wait for the
  * writer), synchronous=NORMAL (in WAL mode a commit is still atomic and the file never corrupts; only the last
@@ -46,11 +49,7 @@ export async function openNodeDatabase(config: Config): Promise<OpenDatabase> {
     authToken: config.database.auth_token ?? undefined,
     ...(isFile ? { timeout: 5000 } : {}),
   });
-  if (isFile) {
-    await client.execute("PRAGMA journal_mode=WAL");
-    await client.execute("PRAGMA synchronous=NORMAL");
-    await client.execute("PRAGMA foreign_keys=ON");
-  }
+  if (isFile) for (const pragma of FILE_CONNECTION_PRAGMAS) await client.execute(pragma);
   return { url, client, db: drizzle(client, { schema }) };
 }
 

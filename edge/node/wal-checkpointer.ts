@@ -47,10 +47,15 @@ export interface WalCheckpointer {
   stop(): Promise<void>;
 }
 
+/** The checkpoint settings of a connection that serves requests (every writer of the file but the worker's). */
+export const REQUEST_CONNECTION_CHECKPOINT_PRAGMAS = [
+  `PRAGMA wal_autocheckpoint=${REQUEST_CONNECTION_AUTOCHECKPOINT}`,
+  `PRAGMA journal_size_limit=${JOURNAL_SIZE_LIMIT_BYTES}`,
+] as const;
+
 /** Moves checkpoints of the local database file at `path` (used by `client`) to a worker thread. */
 export async function startWalCheckpointer(client: Client, path: string, logger: Logger, intervalMs = 250): Promise<WalCheckpointer> {
-  await client.execute(`PRAGMA wal_autocheckpoint=${REQUEST_CONNECTION_AUTOCHECKPOINT}`);
-  await client.execute(`PRAGMA journal_size_limit=${JOURNAL_SIZE_LIMIT_BYTES}`);
+  for (const pragma of REQUEST_CONNECTION_CHECKPOINT_PRAGMAS) await client.execute(pragma);
   const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { libsqlPath: require.resolve("libsql"), path, intervalMs } });
   worker.unref();
   let stopped = false;

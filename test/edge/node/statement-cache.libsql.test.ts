@@ -33,6 +33,23 @@ describe("openLibsqlStatementCache", () => {
     expect(cache.get("SELECT 1 WHERE 0", [])).toBeUndefined();
   });
 
+  it("runs writes the app's own connection then sees, and applies the connection settings it is given", async () => {
+    cache.run("UPDATE tasks SET status = ? WHERE id = ?", ["failed", "nothing"]);
+    const repo = new TasksRepo(edge.database.db);
+    await repo.create(row("w1", 1));
+    cache.run("UPDATE tasks SET status = ?, error_message = ? WHERE id = ?", ["failed", "from the second connection", "w1"]);
+    expect(await repo.getById("w1")).toMatchObject({ status: "failed", errorMessage: "from the second connection" });
+    // SQLite's default is FULL (2); the edge opens this connection with NORMAL (1), as its driver connection.
+    expect(cache.get("PRAGMA synchronous", [])).toEqual([2]);
+    const tuned = openLibsqlStatementCache(edge.database.url.slice("file:".length), ["PRAGMA synchronous=NORMAL", "PRAGMA wal_autocheckpoint=4000"]);
+    try {
+      expect(tuned.get("PRAGMA synchronous", [])).toEqual([1]);
+      expect(tuned.get("PRAGMA wal_autocheckpoint", [])).toEqual([4000]);
+    } finally {
+      tuned.close();
+    }
+  });
+
   it("sees rows committed by the app's own connection before each read (a GET right after its POST)", async () => {
     const repo = new TasksRepo(edge.database.db, { statements: cache });
     expect(await repo.getViewForOwner("t1", "owner-a")).toBeUndefined();
