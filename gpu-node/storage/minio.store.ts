@@ -55,6 +55,11 @@ function describe(error: unknown): string {
 
 export class MinioStore implements ObjectStore {
   private readonly client: Client;
+  /**
+   * Signs presigned URLs for the host clients fetch from. A SigV4 signature covers the Host header, so a URL
+   * signed for the internal endpoint (minio:9000) is refused when fetched through a public host in front of it.
+   */
+  private readonly presigner: { client: Client; pathPrefix: string };
   private readonly endpoint: Endpoint;
   private readonly retries: number;
   private readonly backoffMs: number;
@@ -65,18 +70,31 @@ export class MinioStore implements ObjectStore {
     this.endpoint = parseEndpoint(minio.endpoint, minio.secure);
     this.retries = options.retries ?? 3;
     this.backoffMs = options.backoffMs ?? 250;
-    this.client = new Client({
-      endPoint: this.endpoint.host,
-      port: this.endpoint.port,
-      useSSL: this.endpoint.secure,
-      accessKey: minio.access_key,
-      secretKey: minio.secret_key,
-      // A known region keeps presigning local (no GetBucketLocation round trip).
-      region: minio.region,
-      pathStyle: true,
-      // Retries are ours: bounded, logged, and ending in one clear storage_error.
-      retryOptions: { disableRetry: true },
-    });
+    const clientFor = (endpoint: Endpoint) =>
+      new Client({
+        endPoint: endpoint.host,
+        port: endpoint.port,
+        useSSL: endpoint.secure,
+        accessKey: minio.access_key,
+        secretKey: minio.secret_key,
+        // A known region keeps presigning local (no GetBucketLocation round trip).
+        region: minio.region,
+        pathStyle: true,
+        // Retries are ours: bounded, logged, and ending in one clear storage_error.
+        retryOptions: { disableRetry: true },
+      });
+    this.client = clientFor(this.endpoint);
+    if (minio.public_base_url === null) {
+      this.presigner = { client: this.client, pathPrefix: "" };
+    } else {
+      // Signed for the public host; a path in the base URL goes in front of the signed path, for a proxy that
+      // strips it (and passes the Host header through, as SigV4 behind a proxy always needs).
+      const base = new URL(minio.public_base_url);
+      this.presigner = {
+        client: clientFor(parseEndpoint(base.origin, base.protocol === "https:")),
+        pathPrefix: base.pathname.replace(/\/+$/, ""),
+      };
+    }
   }
 
   /** Creates the bucket if missing and applies the public-read policy when configured. Memoised once it works. */
@@ -103,7 +121,8 @@ export class MinioStore implements ObjectStore {
   async url(key: string): Promise<string> {
     const { bucket, url_mode, presign_expiry_seconds, public_base_url } = this.options.minio;
     if (url_mode === "presigned") {
-      return this.client.presignedGetObject(bucket, key, presign_expiry_seconds);
+      const signed = new URL(await this.presigner.client.presignedGetObject(bucket, key, presign_expiry_seconds));
+      return `${signed.origin}${this.presigner.pathPrefix}${signed.pathname}${signed.search}`;
     }
     const base = (public_base_url ?? this.endpoint.origin).replace(/\/+$/, "");
     const path = [bucket, ...key.split("/")].map(encodeURIComponent).join("/");

@@ -46,7 +46,8 @@ export const configSchema = z.object({
       secure: z.boolean().default(false),
       region: z.string().default("us-east-1"),
       prefix: z.string().default("images"),
-      // URL = public_base_url + "/" + bucket + "/" + key; null derives it from endpoint and secure.
+      // URL = public_base_url + "/" + bucket + "/" + key; null derives it from endpoint and secure. Presigned
+      // URLs are signed for this base's host (see gpu-node/storage/minio.store.ts).
       public_base_url: z.url().nullable().default(null),
       url_mode: z.enum(["public", "presigned"]).default("public"),
       presign_expiry_seconds: z.number().int().min(1).max(7 * 24 * 3600).default(7 * 24 * 3600),

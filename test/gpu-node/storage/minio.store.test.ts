@@ -1,4 +1,7 @@
+import { createHash, createHmac } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
+import { createServer, request, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Client } from "minio";
@@ -30,6 +33,38 @@ function captureLogs() {
 
 function minioConfig(overrides: Partial<Config["minio"]> = {}): Config["minio"] {
   return { ...parseConfig({ minio: { endpoint: s3.endpoint } }).minio, ...overrides };
+}
+
+// s3rver does not check V4 signatures, so the tests do: the canonical request of a presigned GET (AWS SigV4,
+// query-string authentication) for the host and path the S3 server sees.
+function sigV4Valid(url: URL, sees: { host: string; path: string }, secretKey = "S3RVER"): boolean {
+  const rfc3986 = (v: string) => encodeURIComponent(v).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+  const query = [...url.searchParams]
+    .filter(([k]) => k !== "X-Amz-Signature")
+    .map(([k, v]) => `${rfc3986(k)}=${rfc3986(v)}`)
+    .sort()
+    .join("&");
+  const canonical = ["GET", sees.path, query, `host:${sees.host}`, "", "host", "UNSIGNED-PAYLOAD"].join("\n");
+  const [, date, region, service, terminal] = url.searchParams.get("X-Amz-Credential")!.split("/");
+  const scope = [date, region, service, terminal].join("/");
+  const toSign = ["AWS4-HMAC-SHA256", url.searchParams.get("X-Amz-Date"), scope, createHash("sha256").update(canonical).digest("hex")].join("\n");
+  let key: Buffer | string = `AWS4${secretKey}`;
+  for (const part of [date, region, service, terminal]) key = createHmac("sha256", key).update(part).digest();
+  return createHmac("sha256", key).update(toSign).digest("hex") === url.searchParams.get("X-Amz-Signature");
+}
+
+/** A reverse proxy in front of s3rver that strips a path prefix and passes the Host header through. */
+async function startStrippingProxy(prefix: string): Promise<{ server: Server; origin: string }> {
+  const server = createServer((req, res) => {
+    const upstream = request({ host: "127.0.0.1", port: s3.port, method: req.method, path: req.url!.slice(prefix.length), headers: req.headers }, (answer) => {
+      res.writeHead(answer.statusCode!, answer.headers);
+      answer.pipe(res);
+    });
+    upstream.on("error", () => res.writeHead(502).end());
+    req.pipe(upstream);
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return { server, origin: `http://127.0.0.1:${(server.address() as AddressInfo).port}` };
 }
 
 describeObjectStore("minio (public URLs) on s3rver", () => new MinioStore({ minio: minioConfig({ bucket: "public-urls" }), logger: pino({ level: "silent" }) }), {
@@ -79,7 +114,33 @@ describe("MinioStore", () => {
     const url = new URL(stored.url);
     expect(url.searchParams.get("X-Amz-Expires")).toBe("600");
     expect(url.searchParams.get("X-Amz-Signature")).toMatch(/^[0-9a-f]{64}$/);
+    expect(sigV4Valid(url, { host: s3.endpoint, path: url.pathname })).toBe(true);
+    expect(sigV4Valid(url, { host: s3.endpoint, path: url.pathname }, "another secret")).toBe(false);
     expect((await fetch(stored.url)).status).toBe(200);
+  });
+
+  it("signs presigned URLs for public_base_url's host, its path in front, fetchable through a proxy that strips it", async () => {
+    const proxy = await startStrippingProxy("/s3");
+    try {
+      const store = new MinioStore({
+        minio: minioConfig({ bucket: "presign-public", url_mode: "presigned", public_base_url: `${proxy.origin}/s3/` }),
+        logger: pino({ level: "silent" }),
+      });
+      const bytes = new Uint8Array([0x89, 0x50, 0x4e, 0x47, 7]);
+      const stored = await store.put({ taskId: "pub", index: 1, ext: "png", contentType: "image/png", bytes });
+      const url = new URL(stored.url);
+      expect(url.origin).toBe(proxy.origin);
+      expect(url.pathname).toBe(`/s3/presign-public/${stored.key}`);
+      // What the S3 server sees: the public Host, the path without the proxy's prefix. Not the internal host.
+      const seenPath = url.pathname.slice("/s3".length);
+      expect(sigV4Valid(url, { host: url.host, path: seenPath })).toBe(true);
+      expect(sigV4Valid(url, { host: s3.endpoint, path: seenPath })).toBe(false);
+      const res = await fetch(stored.url);
+      expect(res.status).toBe(200);
+      expect(new Uint8Array(await res.arrayBuffer())).toEqual(bytes);
+    } finally {
+      proxy.server.close();
+    }
   });
 
   it("retries, then fails with a clear storage_error when the server is down", async () => {
