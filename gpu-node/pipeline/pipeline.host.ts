@@ -25,7 +25,11 @@ import { CANCEL_FLAG, type HostMessage, type WorkerData, type WorkerMessage } fr
 export interface PipelineHostOptions {
   /** Lets tests make the worker die on purpose (injectCrash). Off in the service. */
   faultInjection?: boolean;
+  /** First wait before loading the model again after a failed restart; doubles up to 30 s. Default 1 s. */
+  restartBackoffMs?: number;
 }
+
+const RESTART_BACKOFF_MAX_MS = 30_000;
 
 interface Job {
   id: number;
@@ -60,6 +64,7 @@ export class PipelineHost implements PipelineRunner {
   #nextId = 1;
   #closed = false;
   #restarts = 0;
+  #loadFailures = 0;
 
   constructor(
     private readonly settings: PipelineSettings,
@@ -71,6 +76,11 @@ export class PipelineHost implements PipelineRunner {
   /** How many times a dead worker was replaced. */
   get restarts(): number {
     return this.#restarts;
+  }
+
+  /** How many times loading the model in a worker failed. */
+  get loadFailures(): number {
+    return this.#loadFailures;
   }
 
   /** Starts a worker and resolves once its model is loaded; rejects with the load error otherwise. */
@@ -109,6 +119,7 @@ export class PipelineHost implements PipelineRunner {
         this.#status = { ...this.#status, modelLoaded: false };
         if (this.#closed) return;
         if (!loaded) {
+          this.#loadFailures++;
           const err = crash ?? new ModelLoadError(`the pipeline worker exited with code ${code} while loading the model`);
           this.#failAll(
             new DomainError("unavailable", `the pipeline could not load its model: ${err.message}`, { cause: err }),
@@ -232,7 +243,22 @@ export class PipelineHost implements PipelineRunner {
         ),
       );
     }
-    this.start().catch(() => {});
+    this.#restartInBackground();
+  }
+
+  /**
+   * Loads the model in a new worker; if that fails (a file replaced mid-deploy, memory short), tries again with
+   * backoff. Without this, a node whose reload failed would report its model unloaded, get no work from the edge,
+   * and so never try again. Jobs do not wait for it: a failed load fails the jobs waiting for that worker.
+   */
+  #restartInBackground(attempt = 0): void {
+    this.start().catch(() => {
+      if (this.#closed) return;
+      const delay = Math.min(RESTART_BACKOFF_MAX_MS, (this.options.restartBackoffMs ?? 1000) * 2 ** attempt);
+      setTimeout(() => {
+        if (!this.#closed) this.#restartInBackground(attempt + 1);
+      }, delay).unref();
+    });
   }
 
   #failAll(err: Error): void {

@@ -1,6 +1,6 @@
 // The worker-thread host with the real pipeline inside: progress, cancellation, typed errors, and recovery when
 // the worker dies.
-import { rmSync, unlinkSync } from "node:fs";
+import { renameSync, rmSync, unlinkSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseConfig } from "../../../shared/config/config.schema.js";
@@ -150,6 +150,36 @@ describe("start-up failures", () => {
       expect(err).toBeInstanceOf(ModelLoadError);
       expect((err as Error).message).toMatch(/vae_decoder\/model\.onnx is missing/);
     } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("recovery", () => {
+  async function until(what: string, check: () => boolean, timeoutMs = 60_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!check()) {
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  it("keeps loading the model again after a failed restart, with no request to prompt it, and then serves", async () => {
+    const dir = tinyModelCopy();
+    const decoder = join(dir, "vae_decoder", "model.onnx");
+    const host = (await createPipelineRunner(config(dir), { faultInjection: true, restartBackoffMs: 100 })) as PipelineHost;
+    try {
+      // The worker dies while a file of the model is away: its replacement cannot load the model.
+      renameSync(decoder, `${decoder}.away`);
+      host.injectCrash("exit");
+      await until("two failed loads", () => host.loadFailures >= 2);
+      expect(host.status().modelLoaded).toBe(false);
+      renameSync(`${decoder}.away`, decoder);
+      await until("the model loaded again", () => host.status().modelLoaded);
+      expect(host.restarts).toBe(1);
+      expect((await host.generate(generateParams({ seed: 5 }))).seed).toBe(5);
+    } finally {
+      await host.close();
       rmSync(dir, { recursive: true, force: true });
     }
   });
