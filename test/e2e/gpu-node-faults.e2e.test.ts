@@ -68,12 +68,16 @@ describe("two GPU nodes", () => {
     const long = await api.generate({ prompt: "interrupted", width: 128, height: 128, num_inference_steps: 150, seed: 77, scheduler: "Euler" });
     const running = await api.waitTask(long, (t) => t.status === "processing" && (t.progress?.step ?? 0) > 0);
     expect(running.progress!.total).toBe(150);
-    const victim = ranOn(nodeA, long) ? nodeA : nodeB;
+    // The node's "task started" line travels over its stdout pipe, apart from the progress the edge relayed: wait
+    // for it rather than guess the other node (killing the wrong one would prove nothing).
+    const victim = await waitFor("the node running the task", () => (ranOn(nodeA, long) ? nodeA : ranOn(nodeB, long) ? nodeB : undefined));
     const survivor = victim === nodeA ? nodeB : nodeA;
     await victim.kill("SIGKILL");
     const done = await api.waitTask(long);
     expect(done).toMatchObject({ status: "completed", seed: 77, error_message: null });
     expect(ranOn(survivor, long)).toBe(true);
+    // The node logs "task completed" as it sends the outcome, so the edge can have recorded it first: wait for the line.
+    await waitFor("the survivor's task completed line", () => survivor.linesWith("task completed", long).length > 0);
     expect(survivor.linesWith("task completed", long)).toHaveLength(1);
     const image = await fetch(done.result_url!);
     expect(image.status).toBe(200);
