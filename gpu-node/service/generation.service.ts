@@ -186,6 +186,16 @@ export class GenerationService {
     this.queue.dispose();
   }
 
+  /** Removes a cancelled task's uploaded images (best effort: a failure is logged), then ends it cancelled. */
+  private async abandonUploads(ctx: JobContext, keys: readonly string[]): Promise<never> {
+    if (keys.length > 0) {
+      await this.options.store.remove(keys).catch((error: unknown) => {
+        this.options.logger.warn({ task_id: ctx.taskId, keys, err: String(error) }, "could not remove a cancelled task's images");
+      });
+    }
+    throw ctx.signal.reason;
+  }
+
   private async run(ctx: JobContext, params: GenerateParams): Promise<Completed> {
     const { observer, runner, store } = this.options;
     const log = this.options.logger.child({ task_id: ctx.taskId });
@@ -236,6 +246,9 @@ export class GenerationService {
     const urls: string[] = [];
     const keys: string[] = [];
     for (const image of output.images) {
+      // A cancel during the uploads: what went up already is taken down again (its URLs were never reported
+      // as a result), and the task ends cancelled, as the edge has already recorded it.
+      if (ctx.signal.aborted) await this.abandonUploads(ctx, keys);
       const stored = await store.put({
         taskId: ctx.taskId,
         index: image.index,
@@ -258,6 +271,7 @@ export class GenerationService {
         }),
       });
     }
+    if (ctx.signal.aborted) await this.abandonUploads(ctx, keys);
     const end = this.now();
     return create(CompletedSchema, {
       urls,

@@ -117,6 +117,12 @@ export class MinioStore implements ObjectStore {
     return { key, url: await this.url(key) };
   }
 
+  async remove(keys: readonly string[]): Promise<void> {
+    const { bucket } = this.options.minio;
+    // One DELETE per key: a task has at most 10 images, and every S3 server has DeleteObject.
+    for (const key of keys) await this.withRetries(`remove ${key}`, () => this.client.removeObject(bucket, key));
+  }
+
   /** The URL clients fetch the object from: public base URL + bucket + key, or presigned. */
   async url(key: string): Promise<string> {
     const { bucket, url_mode, presign_expiry_seconds, public_base_url } = this.options.minio;

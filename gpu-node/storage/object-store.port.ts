@@ -22,6 +22,8 @@ export interface ObjectStore {
   prepare(): Promise<void>;
   /** Stores one object, retrying transient failures; rejects with DomainError storage_error when it gives up. */
   put(object: ObjectToStore): Promise<StoredObject>;
+  /** Deletes stored objects (a task cancelled while its images went up); keys that do not exist are fine. */
+  remove(keys: readonly string[]): Promise<void>;
 }
 
 /** `<prefix>/<yyyy>/<mm>/<dd>/<task_id>/<index>.<ext>`, dated in UTC so every node files a day the same way. */

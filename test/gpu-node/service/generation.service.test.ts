@@ -163,6 +163,28 @@ describe("GenerationService", () => {
     expect(service.status()).toMatchObject({ queueDepth: 0, runningTaskIds: [], busy: false });
   });
 
+  it("cancelled while its images go up: takes down what was stored and ends cancelled, not completed", async () => {
+    const { service, store } = setup();
+    let cancelled!: () => void;
+    const cancelledNow = new Promise<void>((resolve) => (cancelled = resolve));
+    store.beforePut = async (object) => {
+      // The cancel lands while the second of three images is going up.
+      if (object.taskId === "uploading" && object.index === 1) {
+        expect(service.cancel("uploading")).toBe(CancelOutcome.CANCELLING);
+        cancelled();
+      }
+    };
+    const events = collect(service.generate(request({ taskId: "uploading", numImages: 3, numInferenceSteps: 2 })));
+    await cancelledNow;
+    const outcome = await events;
+    expect(outcome.at(-1)).toMatchObject({ case: "failed", value: { code: "cancelled" } });
+    expect(outcome.some((e) => e?.case === "completed")).toBe(false);
+    expect([...store.objects.keys()].filter((key) => key.includes("/uploading/"))).toEqual([]);
+    // The next task is unaffected.
+    expect((await collect(service.generate(request({ taskId: "after", numImages: 2, numInferenceSteps: 1 })))).at(-1)?.case).toBe("completed");
+    expect([...store.objects.keys()].filter((key) => key.includes("/after/"))).toHaveLength(2);
+  });
+
   it("lists the pipeline's LoRA adapters without node paths, a few unmatched keys as examples", () => {
     const { service } = setup();
     const listed = service.listLoras();

@@ -28,6 +28,15 @@ export function describeObjectStore(name: string, makeStore: () => ObjectStore, 
       expect(new Uint8Array(await response.arrayBuffer())).toEqual(bytes);
     });
 
+    it("removes objects, and takes keys that do not exist without complaint", async () => {
+      const store = makeStore();
+      const kept = await store.put({ taskId: "task-r", index: 0, ext: "png", contentType: "image/png", bytes: new Uint8Array([1]) });
+      const gone = await store.put({ taskId: "task-r", index: 1, ext: "png", contentType: "image/png", bytes: new Uint8Array([2]) });
+      await store.remove([gone.key, `${options.prefix}/2024/01/01/never/0.png`]);
+      expect((await fetch(gone.url)).status).toBe(404);
+      expect((await fetch(kept.url)).status).toBe(200);
+    });
+
     it("replaces an object stored again under the same key (a retried task)", async () => {
       const store = makeStore();
       const at = new Date(Date.UTC(2024, 5, 1));
