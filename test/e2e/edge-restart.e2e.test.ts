@@ -105,6 +105,18 @@ describe("edge restarts", () => {
     }
     // The queued tasks were not lost either.
     for (const id of created) expect((await api.waitTask(id)).status).toBe("completed");
+    // The receiver answers before the edge records the answer, and the edge that sent the answered attempt may be
+    // the one killed above (then the next one sends it again once the lease lapses): the SIGTERM below must not
+    // cut that short, or the reopened database would still say pending. Wait for the row to say delivered.
+    await waitFor("the callback recorded as delivered", async () => {
+      const client = createClient({ url: `file:${dbPath}` });
+      try {
+        const rs = await client.execute({ sql: "SELECT state FROM webhook_outbox WHERE task_id = ?", args: [longTask] });
+        return rs.rows[0]?.state === "delivered";
+      } finally {
+        client.close();
+      }
+    });
     await edge.kill("SIGTERM");
   });
 
