@@ -38,7 +38,11 @@ export interface AppDeps {
   metrics?: EdgeMetrics;
 }
 
-/** What handlers and middleware reach through `c.var.services`: built once per app, not per request. */
+/**
+ * What handlers and middleware reach through `c.get("services")`: built once per app, not per request. (Read
+ * variables with c.get: hono's c.var copies every variable into a new object on each access, which the hot
+ * routes did several times per request.)
+ */
 export interface Services {
   config: Config;
   clock: Clock;

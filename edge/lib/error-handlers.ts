@@ -46,6 +46,6 @@ export const onError: ErrorHandler<AppBindings> = (err, c) => {
   if (err instanceof HTTPException) {
     return c.json({ detail: err.message || API_MESSAGES.internalError }, err.status);
   }
-  c.var.services?.logger.error({ err: { name: err.name, message: err.message, stack: err.stack }, path: c.req.path }, "unhandled error");
+  c.get("services")?.logger.error({ err: { name: err.name, message: err.message, stack: err.stack }, path: c.req.path }, "unhandled error");
   return c.json({ detail: API_MESSAGES.internalError }, 500);
 };

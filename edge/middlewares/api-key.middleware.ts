@@ -9,7 +9,7 @@ export interface AuthVariables {
 
 /** 401 {"detail":"缺少API Key"} / {"detail":"无效的API Key"} as the original service answered. */
 export const requireApiKey = createMiddleware<AppBindings & { Variables: AuthVariables }>(async (c, next) => {
-  const check = await c.var.services.auth.check({
+  const check = await c.get("services").auth.check({
     header: (name) => c.req.header(name),
     query: (name) => c.req.query(name),
   });
@@ -22,6 +22,6 @@ export const requireApiKey = createMiddleware<AppBindings & { Variables: AuthVar
 
 /** Health checks need no key unless health_check.no_auth is false. */
 export const healthAuth = createMiddleware<AppBindings>(async (c, next) => {
-  if (c.var.services.config.health_check.no_auth) return next();
+  if (c.get("services").config.health_check.no_auth) return next();
   return requireApiKey(c as never, next);
 });

@@ -60,13 +60,13 @@ async function readBody(c: { req: { arrayBuffer(): Promise<ArrayBuffer>; header(
   }
 }
 
-/** Validates the JSON body with the schema `pick` chooses from the app's services; sets c.var.body. */
+/** Validates the JSON body with the schema `pick` chooses from the app's services; sets the `body` variable. */
 export function jsonBody<S extends z.ZodType>(pick: (services: Services) => S) {
   return createMiddleware<AppBindings & { Variables: BodyVariables<z.output<S>> }>(async (c, next) => {
     const parsed = await readBody(c);
     if (!parsed.ok) return c.json({ detail: parsed.detail }, parsed.status);
     if (parsed.value === null) return c.json({ detail: [missingError(["body"], null)] }, 422);
-    const result = pick(c.var.services).safeParse(parsed.value);
+    const result = pick(c.get("services")).safeParse(parsed.value);
     if (!result.success) {
       const detail = zodIssuesToPydantic(result.error.issues, parsed.value, ["body"]);
       try {
@@ -88,7 +88,7 @@ export function jsonBody<S extends z.ZodType>(pick: (services: Services) => S) {
  * streaming (hono's bodyLimit).
  */
 export const bodySizeLimit = createMiddleware<AppBindings>(async (c, next) => {
-  const { maxBodyBytes, bodyLimit } = c.var.services;
+  const { maxBodyBytes, bodyLimit } = c.get("services");
   const declared = c.req.header("content-length");
   if (declared !== undefined && c.req.header("transfer-encoding") === undefined) {
     if (Number(declared) > maxBodyBytes) return c.json({ detail: API_MESSAGES.bodyTooLarge }, 413);

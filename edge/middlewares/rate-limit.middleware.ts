@@ -5,9 +5,9 @@ import type { AuthVariables } from "./api-key.middleware.js";
 
 /** Per-key token bucket (api.rate_limit); runs after requireApiKey. 429 with Retry-After when empty. */
 export const rateLimit = createMiddleware<AppBindings & { Variables: AuthVariables }>(async (c, next) => {
-  const limiter = c.var.services.rateLimiter;
+  const limiter = c.get("services").rateLimiter;
   if (limiter) {
-    const taken = limiter.take(c.var.ownerKeyHash);
+    const taken = limiter.take(c.get("ownerKeyHash"));
     if (!taken.allowed) {
       c.header("Retry-After", String(taken.retryAfterSeconds));
       return c.json({ detail: API_MESSAGES.rateLimited }, 429);

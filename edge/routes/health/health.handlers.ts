@@ -2,7 +2,7 @@ import type { AppRouteHandler } from "../../app.types.js";
 import type { HealthRoute } from "./health.routes.js";
 
 export const health: AppRouteHandler<HealthRoute> = async (c) => {
-  const { gpuStatus, logger } = c.var.services;
+  const { gpuStatus, logger } = c.get("services");
   let modelLoaded = false;
   try {
     modelLoaded = await gpuStatus.modelLoaded();

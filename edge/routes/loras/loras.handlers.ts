@@ -19,6 +19,6 @@ function toLoraInfo(l: LoraListing): LoraInfo {
 }
 
 export const listLoras: AppRouteHandler<ListLorasRoute> = async (c) => {
-  const snapshot = await c.var.services.loraCatalog.snapshot();
+  const snapshot = await c.get("services").loraCatalog.snapshot();
   return c.json({ loras: snapshot.loras.map(toLoraInfo), nodes_total: snapshot.nodesTotal, nodes_answered: snapshot.nodesAnswered }, 200);
 };

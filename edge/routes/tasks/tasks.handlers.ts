@@ -21,8 +21,8 @@ function drawSeed(): number {
 }
 
 export const generate: AppRouteHandler<GenerateRoute> = async (c) => {
-  const { tasks, clock, taskEvents, logger, loraCatalog } = c.var.services;
-  const req = c.var.body;
+  const { tasks, clock, taskEvents, logger, loraCatalog } = c.get("services");
+  const req = c.get("body");
   const loras = req.loras ?? [];
   if (loras.length > 0) {
     let errors: ReturnType<typeof loraRequestErrors> = [];
@@ -39,7 +39,7 @@ export const generate: AppRouteHandler<GenerateRoute> = async (c) => {
   await tasks.create(
     {
       id,
-      ownerKeyHash: c.var.ownerKeyHash,
+      ownerKeyHash: c.get("ownerKeyHash"),
       prompt: req.prompt,
       negativePrompt: req.negative_prompt,
       width: req.width,
@@ -71,15 +71,15 @@ export const generate: AppRouteHandler<GenerateRoute> = async (c) => {
 
 export const getTask: AppRouteHandler<GetTaskRoute> = async (c) => {
   const { task_id } = c.req.valid("param");
-  const row = TASK_ID.test(task_id) ? await c.var.services.tasks.getViewForOwner(task_id, c.var.ownerKeyHash) : undefined;
+  const row = TASK_ID.test(task_id) ? await c.get("services").tasks.getViewForOwner(task_id, c.get("ownerKeyHash")) : undefined;
   if (!row) return c.json({ detail: API_MESSAGES.taskNotFound }, 404);
   return c.json(toTaskResponse(row), 200);
 };
 
 export const cancelTask: AppRouteHandler<CancelTaskRoute> = async (c) => {
   const { task_id } = c.req.valid("param");
-  const { tasks, taskOutcomes, taskEvents, clock, logger, metrics } = c.var.services;
-  const owner = c.var.ownerKeyHash;
+  const { tasks, taskOutcomes, taskEvents, clock, logger, metrics } = c.get("services");
+  const owner = c.get("ownerKeyHash");
   if (!TASK_ID.test(task_id)) return c.json({ detail: API_MESSAGES.taskNotFound }, 404);
   // The row is the truth: it is cancelled here even if its GPU node is gone; the node is told afterwards.
   const cancelled = await taskOutcomes.finish(task_id, { status: "cancelled" }, clock.now(), ownedBy(owner));
