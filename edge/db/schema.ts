@@ -70,8 +70,8 @@ export const tasks = sqliteTable(
     index("tasks_lease_until_idx")
       .on(t.leaseUntil)
       .where(sql`${t.leaseUntil} IS NOT NULL`),
-    // A key's tasks, newest first.
-    index("tasks_owner_created_at_idx").on(t.ownerKeyHash, t.createdAt),
+    // No index on the owner: every lookup is by id (the owner is a guard on that row), and each index is one more
+    // B-tree every POST writes (migration 0003 dropped the one a task listing would have used).
   ],
 );
 

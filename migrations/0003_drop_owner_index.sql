@@ -1,0 +1,1 @@
+DROP INDEX `tasks_owner_created_at_idx`;
