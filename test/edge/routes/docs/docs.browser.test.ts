@@ -40,7 +40,8 @@ async function renderedDom(url: string, profile: string): Promise<string> {
   return stdout;
 }
 
-describe.skipIf(!CHROMIUM)("docs pages in a headless browser (skipped: no chromium on this machine)", () => {
+// The title says why when it is skipped, and nothing of the kind when it runs.
+describe.skipIf(!CHROMIUM)(`docs pages in a headless browser${CHROMIUM ? "" : " (skipped: no chromium on this machine)"}`, () => {
   let dir: string;
   let server: EdgeServer;
   beforeAll(async () => {
