@@ -27,6 +27,12 @@ export interface PipelineHostOptions {
   faultInjection?: boolean;
   /** First wait before loading the model again after a failed restart; doubles up to 30 s. Default 1 s. */
   restartBackoffMs?: number;
+  /**
+   * After a job, with no other job waiting and the process's RSS above this, the worker is replaced by a fresh
+   * one (gpu_node.recycle_rss_mb). onnxruntime keeps its memory pools at their peak for a session's life (4.5 GB
+   * after 2 images at 512x512 on the tiny model); ending the worker is what gives them back. Null: never.
+   */
+  recycleRssBytes?: number | null;
 }
 
 const RESTART_BACKOFF_MAX_MS = 30_000;
@@ -65,6 +71,9 @@ export class PipelineHost implements PipelineRunner {
   #closed = false;
   #restarts = 0;
   #loadFailures = 0;
+  #recycles = 0;
+  /** A planned replacement is loading: the host still counts as loaded (the next job just waits for it). */
+  #recycling = false;
 
   constructor(
     private readonly settings: PipelineSettings,
@@ -76,6 +85,11 @@ export class PipelineHost implements PipelineRunner {
   /** How many times a dead worker was replaced. */
   get restarts(): number {
     return this.#restarts;
+  }
+
+  /** How many times the worker was replaced to give memory back (recycleRssBytes). */
+  get recycles(): number {
+    return this.#recycles;
   }
 
   /** How many times loading the model in a worker failed. */
@@ -94,6 +108,7 @@ export class PipelineHost implements PipelineRunner {
       worker.on("message", (message: WorkerMessage) => {
         if (message.type === "ready") {
           loaded = true;
+          this.#recycling = false;
           this.#status = message.status;
           this.#loras = message.loras;
           // Jobs that waited for this worker (submitted meanwhile, or survivors of a dead one) go now.
@@ -120,6 +135,7 @@ export class PipelineHost implements PipelineRunner {
         if (this.#closed) return;
         if (!loaded) {
           this.#loadFailures++;
+          this.#recycling = false;
           const err = crash ?? new ModelLoadError(`the pipeline worker exited with code ${code} while loading the model`);
           this.#failAll(
             new DomainError("unavailable", `the pipeline could not load its model: ${err.message}`, { cause: err }),
@@ -136,7 +152,7 @@ export class PipelineHost implements PipelineRunner {
   }
 
   status(): PipelineStatus {
-    return { ...this.#status };
+    return { ...this.#status, modelLoaded: this.#status.modelLoaded || this.#recycling };
   }
 
   /** As the worker reported them when it loaded the model (cache figures: after the last job). */
@@ -225,6 +241,25 @@ export class PipelineHost implements PipelineRunner {
       const { code, message: text } = message.error;
       job.reject(new DomainError(isErrorCode(code) ? code : "internal", text));
     }
+    this.#recycleIfBloated();
+  }
+
+  /** Replaces an idle worker whose memory pools grew past recycleRssBytes (see PipelineHostOptions). */
+  #recycleIfBloated(): void {
+    const limit = this.options.recycleRssBytes;
+    const worker = this.#worker;
+    if (!limit || !worker || this.#jobs.size > 0 || this.#closed) return;
+    if (process.memoryUsage.rss() <= limit) return;
+    // No longer the current worker: its exit handler ignores it, so the exit is not taken for a crash.
+    this.#worker = null;
+    this.#ready = null;
+    this.#status = { ...this.#status, modelLoaded: false };
+    this.#recycling = true;
+    this.#recycles++;
+    // A job submitted meanwhile starts the new worker itself; this then waits on the same load.
+    void worker.terminate().then(() => {
+      if (!this.#closed) this.#restartInBackground();
+    });
   }
 
   /** The oldest unfinished job is the one the worker was running: it fails; the rest wait for a new worker. */
@@ -278,7 +313,8 @@ export async function createPipelineRunner(
   options: PipelineHostOptions = {},
 ): Promise<PipelineHost | PipelinePool<PipelineHost>> {
   const settings = pipelineSettings(config);
-  const hosts = Array.from({ length: config.gpu_node.concurrency }, () => new PipelineHost(settings, options));
+  const recycleRssBytes = config.gpu_node.recycle_rss_mb === null ? null : config.gpu_node.recycle_rss_mb * 1024 * 1024;
+  const hosts = Array.from({ length: config.gpu_node.concurrency }, () => new PipelineHost(settings, { recycleRssBytes, ...options }));
   // Every start settles (a host closed mid-load would leave its start() pending), then the failures are handled.
   const started = await Promise.allSettled(hosts.map((host) => host.start()));
   const failed = started.find((result) => result.status === "rejected");

@@ -145,6 +145,10 @@ export const configSchema = z.object({
       concurrency: z.number().int().positive().default(1),
       result_ttl_seconds: z.number().int().positive().default(3600),
       shutdown_timeout_seconds: z.number().positive().default(60),
+      // onnxruntime keeps its memory pools at their peak until its session ends. After a job, when the process's
+      // RSS is above this (MiB) and no job waits, the pipeline worker is replaced (the model loads again; the
+      // next job waits for it). Null: never. Set it well above the RSS of a typical job.
+      recycle_rss_mb: z.number().int().positive().nullable().default(null),
     })
     .prefault({}),
   dispatch: z

@@ -164,6 +164,35 @@ describe("recovery", () => {
     }
   }
 
+  it("replaces an idle worker once the process's RSS passes gpu_node.recycle_rss_mb, staying loaded, same bytes after", async () => {
+    // 1 MiB: every job leaves the process above it, so every job is followed by a replacement.
+    const host = (await createPipelineRunner(parseConfig({ sd_model: { path: TINY_SD_DIR }, onnx: { intra_op_threads: 1 }, gpu_node: { recycle_rss_mb: 1 } }))) as PipelineHost;
+    try {
+      const first = await host.generate(generateParams({ seed: 9 }));
+      expect(host.recycles).toBe(1);
+      // Still counted as loaded while the new worker loads: the next job only waits for it.
+      expect(host.status().modelLoaded).toBe(true);
+      const second = await host.generate(generateParams({ seed: 9 }));
+      expect(second.images[0].bytes).toEqual(first.images[0].bytes);
+      expect(host.recycles).toBe(2);
+      // A planned replacement is neither a crash nor a failed load.
+      expect([host.restarts, host.loadFailures]).toEqual([0, 0]);
+    } finally {
+      await host.close();
+    }
+  });
+
+  it("keeps its worker while the process's RSS stays under the limit", async () => {
+    const host = (await createPipelineRunner(config(), { recycleRssBytes: Number.MAX_SAFE_INTEGER })) as PipelineHost;
+    try {
+      await host.generate(generateParams({ seed: 3 }));
+      await host.generate(generateParams({ seed: 4 }));
+      expect(host.recycles).toBe(0);
+    } finally {
+      await host.close();
+    }
+  });
+
   it("keeps loading the model again after a failed restart, with no request to prompt it, and then serves", async () => {
     const dir = tinyModelCopy();
     const decoder = join(dir, "vae_decoder", "model.onnx");
