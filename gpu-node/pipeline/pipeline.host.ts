@@ -152,7 +152,8 @@ export class PipelineHost implements PipelineRunner {
   }
 
   status(): PipelineStatus {
-    return { ...this.#status, modelLoaded: this.#status.modelLoaded || this.#recycling };
+    if (!this.#recycling) return { ...this.#status };
+    return { ...this.#status, modelLoaded: true, reloading: true };
   }
 
   /** As the worker reported them when it loaded the model (cache figures: after the last job). */

@@ -28,7 +28,8 @@ export class PipelinePool<R extends PipelineRunner = PipelineRunner> implements 
    */
   status(): PipelineStatus {
     const statuses = this.hosts.map((host) => host.status());
-    return { ...statuses[0], modelLoaded: statuses.some((s) => s.modelLoaded) };
+    const { reloading: _, ...first } = statuses[0];
+    return { ...first, modelLoaded: statuses.some((s) => s.modelLoaded) };
   }
 
   /** The adapter list is the same in every host (same config and model); each host has its own cache. */
@@ -55,10 +56,15 @@ export class PipelinePool<R extends PipelineRunner = PipelineRunner> implements 
     await Promise.all(this.hosts.map((host) => host.close()));
   }
 
-  /** The loaded host with the fewest jobs in flight (ties: the lowest index); any host when none is loaded. */
+  /**
+   * The host with the fewest jobs in flight (ties: the lowest index) among the loaded ones that are not reloading
+   * (a recycled worker: a job would wait for its model), else among the loaded ones, else among all.
+   */
   #pick(): number {
-    const loaded = this.hosts.flatMap((host, i) => (host.status().modelLoaded ? [i] : []));
-    const candidates = loaded.length > 0 ? loaded : this.hosts.map((_, i) => i);
+    const statuses = this.hosts.map((host) => host.status());
+    const ready = statuses.flatMap((s, i) => (s.modelLoaded && !s.reloading ? [i] : []));
+    const loaded = statuses.flatMap((s, i) => (s.modelLoaded ? [i] : []));
+    const candidates = ready.length > 0 ? ready : loaded.length > 0 ? loaded : this.hosts.map((_, i) => i);
     let best = candidates[0];
     for (const i of candidates) if (this.#inFlight[i] < this.#inFlight[best]) best = i;
     return best;

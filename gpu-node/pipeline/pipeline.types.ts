@@ -109,6 +109,8 @@ export interface PipelineStatus {
   /** The model's native size (unet sample_size x VAE scale factor; 512 for SD 1.x without a unet config). */
   nativeWidth: number;
   nativeHeight: number;
+  /** Present (true) while a planned replacement of the worker loads: loaded, but a job would wait for the reload. */
+  reloading?: true;
 }
 
 /**

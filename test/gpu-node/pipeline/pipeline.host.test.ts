@@ -170,8 +170,8 @@ describe("recovery", () => {
     try {
       const first = await host.generate(generateParams({ seed: 9 }));
       expect(host.recycles).toBe(1);
-      // Still counted as loaded while the new worker loads: the next job only waits for it.
-      expect(host.status().modelLoaded).toBe(true);
+      // Still counted as loaded while the new worker loads (the next job only waits for it), and says so.
+      expect(host.status()).toMatchObject({ modelLoaded: true, reloading: true });
       const second = await host.generate(generateParams({ seed: 9 }));
       expect(second.images[0].bytes).toEqual(first.images[0].bytes);
       expect(host.recycles).toBe(2);

@@ -143,6 +143,29 @@ describe("PipelinePool", () => {
   });
 });
 
+describe("memory recycling", () => {
+  it("sends the next job to the other worker while one reloads after a recycle, not to the reloading one", async () => {
+    // 1 MiB: every job is followed by a replacement of the worker that ran it.
+    const recycling = (await createPipelineRunner(
+      parseConfig({ sd_model: { path: TINY_SD_DIR }, onnx: { intra_op_threads: 1 }, gpu_node: { concurrency: 2, recycle_rss_mb: 1 } }),
+    )) as PipelinePool<PipelineHost>;
+    try {
+      const [h0, h1] = recycling.hosts;
+      // Both idle: host 0 (the lowest index) takes the first job, then reloads.
+      await recycling.generate(params());
+      expect([h0.recycles, h1.recycles]).toEqual([1, 0]);
+      expect(h0.status()).toMatchObject({ modelLoaded: true, reloading: true });
+      // Equal load (none in flight): the ready host wins over the reloading one.
+      await recycling.generate(params({ seed: 32 }));
+      expect([h0.recycles, h1.recycles]).toEqual([1, 1]);
+      // The pool reports no reloading flag of its own.
+      expect(recycling.status()).toEqual({ modelLoaded: true, modelName: "tiny-sd", nativeWidth: 512, nativeHeight: 512 });
+    } finally {
+      await recycling.close();
+    }
+  });
+});
+
 describe("start-up failures", () => {
   it("a broken model fails a pool of 2 with the load error naming the file, and no worker is left", async () => {
     const dir = tinyModelCopy((d) => unlinkSync(join(d, "vae_decoder", "model.onnx")));
