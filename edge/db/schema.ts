@@ -40,7 +40,7 @@ export const tasks = sqliteTable(
     callbackUrl: text("callback_url"),
     // The request's adapters as [{name, weight}]; null when it named none.
     loras: text("loras", { mode: "json" }).$type<LoraWeight[]>(),
-    // Whether task_init_images holds an input image (img2img).
+    // Whether the request had an input image (img2img); task_init_images holds it until the task finishes.
     hasInitImage: integer("has_init_image", { mode: "boolean" }).notNull().default(false),
 
     // Progress and outcome, written by the dispatcher.

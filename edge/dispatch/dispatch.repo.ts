@@ -1,7 +1,8 @@
-import { and, asc, eq, gte, inArray, isNotNull, isNull, lt, lte, or, sql, type SQL } from "drizzle-orm";
+import { and, asc, eq, gte, inArray, isNotNull, isNull, lt, lte, notExists, or, sql, type SQL } from "drizzle-orm";
 import type { Database } from "../db/database.js";
 import { taskInitImages, tasks, type TaskRow } from "../db/schema.js";
-import { LIVE_STATUSES } from "./task-outcomes.js";
+import { webhookAttempts, webhookOutbox } from "../db/webhooks.schema.js";
+import { FINISHED_STATUSES, LIVE_STATUSES } from "./task-outcomes.js";
 
 // The dispatcher's SQL: the tasks table is the queue. Every write after a claim is guarded by
 // `lease_owner = <this edge>` and a live status, so an edge that lost a task (its lease expired and another
@@ -244,6 +245,40 @@ export class DispatchRepo {
   async statusOf(taskId: string): Promise<TaskRow["status"] | undefined> {
     const [row] = await this.#db.select({ status: tasks.status }).from(tasks).where(eq(tasks.id, taskId));
     return row?.status;
+  }
+
+  /**
+   * Deletes up to `limit` finished tasks created before `before`, with their callback records and any input image;
+   * a task whose callback is still pending is kept. Returns how many went. Explicit deletes, child rows first:
+   * not every libSQL server enforces the foreign keys' ON DELETE CASCADE.
+   */
+  async pruneFinished(before: Date, limit = 500): Promise<number> {
+    const rows = await this.#db
+      .select({ id: tasks.id })
+      .from(tasks)
+      .where(
+        and(
+          inArray(tasks.status, [...FINISHED_STATUSES]),
+          lt(tasks.createdAt, before),
+          notExists(
+            this.#db
+              .select({ one: sql`1` })
+              .from(webhookOutbox)
+              .where(and(eq(webhookOutbox.taskId, tasks.id), eq(webhookOutbox.state, "pending"))),
+          ),
+        ),
+      )
+      .limit(limit);
+    if (rows.length === 0) return 0;
+    const ids = rows.map((r) => r.id);
+    const outboxOfTasks = this.#db.select({ id: webhookOutbox.id }).from(webhookOutbox).where(inArray(webhookOutbox.taskId, ids));
+    await this.#db.batch([
+      this.#db.delete(webhookAttempts).where(inArray(webhookAttempts.outboxId, outboxOfTasks)),
+      this.#db.delete(webhookOutbox).where(inArray(webhookOutbox.taskId, ids)),
+      this.#db.delete(taskInitImages).where(inArray(taskInitImages.taskId, ids)),
+      this.#db.delete(tasks).where(and(inArray(tasks.id, ids), inArray(tasks.status, [...FINISHED_STATUSES]))),
+    ]);
+    return ids.length;
   }
 
   /** Tasks per status, for the metrics gauge. */

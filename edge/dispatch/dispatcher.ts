@@ -36,6 +36,8 @@ export interface DispatcherDeps {
    * invocation and passes the one its isolate keeps.
    */
   noHealthySince?: NoHealthySince;
+  /** task_db.retention_days: finished tasks older than this are deleted by the periodic pass; null keeps them. */
+  retentionDays?: number | null;
 }
 
 export interface NoHealthySince {
@@ -155,6 +157,13 @@ export class Dispatcher {
     for (const row of await repo.exhausted(now, settings.max_attempts)) {
       const message = gaveUpMessage(row.attempts, row.lastError ?? "the lease expired (edge or node stopped) before the task finished");
       await this.#finish(row.id, { status: "failed", errorMessage: message }, unheld(now));
+    }
+    const { retentionDays } = this.#deps;
+    if (retentionDays) {
+      const before = new Date(now.getTime() - retentionDays * 86_400_000);
+      // One batch per pass: a backlog (retention turned on for an old database) drains over a few passes.
+      const pruned = await repo.pruneFinished(before);
+      if (pruned > 0) logger.info({ tasks: pruned, created_before: before.toISOString() }, "finished tasks past task_db.retention_days deleted");
     }
     if (nodes.healthyCount() > 0) {
       this.#noHealthySince.at = null;

@@ -1,15 +1,17 @@
-import { and, eq, inArray, sql, type SQL } from "drizzle-orm";
+import { and, eq, inArray, notExists, sql, type SQL } from "drizzle-orm";
 import type { Database } from "../db/database.js";
-import { tasks } from "../db/schema.js";
+import { taskInitImages, tasks } from "../db/schema.js";
 import { webhookOutbox } from "../db/webhooks.schema.js";
 import { newWebhookId, webhookPayload, type TerminalOutcome } from "../webhooks/webhook.payload.js";
 
 // Every move of a task into a terminal state goes through here (the dispatcher, the cancel route, the
 // reconciler), so the callback is queued in the SAME transaction as the status: one batch holds the guarded
 // UPDATE and an INSERT … SELECT that only inserts when the task now has that status and a callback_url.
-// webhook_outbox.task_id is unique, so however many edges race, one event per task is queued.
+// webhook_outbox.task_id is unique, so however many edges race, one event per task is queued. The same batch
+// deletes an img2img task's input image (up to 10 MB): it is only needed while the task may still run.
 
 export const LIVE_STATUSES = ["pending", "processing"] as const;
+export const FINISHED_STATUSES = ["completed", "failed", "cancelled"] as const;
 
 export interface FinishedTask {
   id: string;
@@ -75,6 +77,20 @@ export class TaskOutcomes {
             .where(and(eq(tasks.id, taskId), eq(tasks.status, outcome.status), sql`${tasks.callbackUrl} IS NOT NULL`)),
         )
         .onConflictDoNothing(),
+      // Only once the task is finished (the guarded update above may have changed nothing).
+      this.#db
+        .delete(taskInitImages)
+        .where(
+          and(
+            eq(taskInitImages.taskId, taskId),
+            notExists(
+              this.#db
+                .select({ one: sql`1` })
+                .from(tasks)
+                .where(and(eq(tasks.id, taskId), inArray(tasks.status, [...LIVE_STATUSES]))),
+            ),
+          ),
+        ),
     ]);
     return updated[0] ?? null;
   }

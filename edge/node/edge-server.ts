@@ -106,6 +106,7 @@ export async function startEdgeServer(config: Config, options: EdgeServerOptions
     instanceId,
     settings: config.dispatch,
     onFinished: () => loops?.wakeWebhooks(),
+    retentionDays: config.task_db.retention_days,
   });
   const deliverer = new WebhookDeliverer({
     repo: outbox,

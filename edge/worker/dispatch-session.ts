@@ -101,6 +101,8 @@ export function openDispatchSession(
       },
       onFinished: () => void session.finished++,
       noHealthySince: options.noHealthySince,
+      // Used by the cron pass (reconcile): two subrequests when there is something to delete.
+      retentionDays: config.task_db.retention_days,
     }),
     deliverer: new WebhookDeliverer({
       repo: outbox,

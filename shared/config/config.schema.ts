@@ -76,7 +76,15 @@ export const configSchema = z.object({
     })
     .prefault({}),
   health_check: z.object({ no_auth: z.boolean().default(true) }).prefault({}),
-  task_db: z.object({ path: z.string().min(1).default("data/tasks.db") }).prefault({}),
+  task_db: z
+    .object({
+      path: z.string().min(1).default("data/tasks.db"),
+      // Finished tasks (completed, failed, cancelled) created more than this many days ago are deleted, with their
+      // callback records, by the periodic pass (a callback still being delivered keeps its task). null keeps every
+      // task for ever, as the original service did.
+      retention_days: z.number().positive().nullable().default(null),
+    })
+    .prefault({}),
   database: z
     .object({
       // libSQL URL (file:, libsql://, http(s)://). null: a local file at task_db.path.
