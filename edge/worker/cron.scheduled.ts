@@ -7,7 +7,8 @@ import type { WorkerRuntime } from "./worker.runtime.js";
 import type { DispatchMessage, WorkerEnv } from "./worker.env.js";
 
 // The cron trigger (every minute): the Node edge's periodic pass. Fresh node status; fail what can no longer
-// succeed (expired leases with no attempt left, tasks pending too long with no healthy node); wake consumers for
+// succeed (expired leases with no attempt left, tasks pending too long with no healthy node) and delete finished
+// tasks past task_db.retention_days; wake consumers for
 // the tasks that can be claimed (unleased pending ones, and ones whose consumer died: their lease expired);
 // deliver the callbacks that are due.
 
