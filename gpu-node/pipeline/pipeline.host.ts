@@ -258,9 +258,13 @@ export class PipelineHost implements PipelineRunner {
     this.#recycling = true;
     this.#recycles++;
     // A job submitted meanwhile starts the new worker itself; this then waits on the same load.
-    void worker.terminate().then(() => {
-      if (!this.#closed) this.#restartInBackground();
-    });
+    // Whatever terminate() says, the next worker starts (a rejection here must not become an unhandled one).
+    void worker
+      .terminate()
+      .catch(() => {})
+      .then(() => {
+        if (!this.#closed) this.#restartInBackground();
+      });
   }
 
   /** The oldest unfinished job is the one the worker was running: it fails; the rest wait for a new worker. */
