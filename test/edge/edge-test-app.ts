@@ -7,6 +7,7 @@ import { noopTaskEvents } from "../../edge/adapters/noop.task-events.js";
 import { silentLogger } from "../../edge/adapters/silent.logger.js";
 import { createApp } from "../../edge/app.js";
 import type { AppDeps } from "../../edge/app.types.js";
+import { startEdgeServer, type EdgeServer } from "../../edge/node/edge-server.js";
 import { openMigratedDatabase, type OpenDatabase } from "../../edge/node/open-database.js";
 import type { Clock } from "../../edge/ports/clock.port.js";
 import { parseConfig, type Config } from "../../shared/config/config.schema.js";
@@ -72,6 +73,29 @@ export async function createTestEdge(
       }),
     close: () => {
       database.client.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+export interface TestEdgeServer {
+  server: EdgeServer;
+  /** The temp directory holding its database; other scratch files may go here too. */
+  dir: string;
+  /** Stops the server and removes the directory. */
+  close(): Promise<void>;
+}
+
+/** The Node edge's real HTTP server on 127.0.0.1 (a free port), key "k1", over a libSQL file in a temp directory. */
+export async function startTestEdgeServer(prefix: string): Promise<TestEdgeServer> {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  const config = parseConfig({ api: { keys: ["k1"] }, server: { host: "127.0.0.1", port: 0 }, task_db: { path: join(dir, "t.db") } });
+  const server = await startEdgeServer(config, { logger: silentLogger });
+  return {
+    server,
+    dir,
+    async close() {
+      await server.close();
       rmSync(dir, { recursive: true, force: true });
     },
   };

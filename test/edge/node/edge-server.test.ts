@@ -1,24 +1,16 @@
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { silentLogger } from "../../../edge/adapters/silent.logger.js";
-import { startEdgeServer, type EdgeServer } from "../../../edge/node/edge-server.js";
-import { parseConfig } from "../../../shared/config/config.schema.js";
+import type { EdgeServer } from "../../../edge/node/edge-server.js";
+import { startTestEdgeServer, type TestEdgeServer } from "../edge-test-app.js";
 
 // A real HTTP server on 127.0.0.1: what app.request() cannot show (sockets, keep-alive, close()).
 
-let dir: string;
+let edge: TestEdgeServer;
 let server: EdgeServer;
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), "edge-server-"));
-  const config = parseConfig({ api: { keys: ["k1"] }, server: { host: "127.0.0.1", port: 0 }, task_db: { path: join(dir, "t.db") } });
-  server = await startEdgeServer(config, { logger: silentLogger });
+  edge = await startTestEdgeServer("edge-server-");
+  server = edge.server;
 });
-afterAll(async () => {
-  await server.close();
-  rmSync(dir, { recursive: true, force: true });
-});
+afterAll(() => edge.close());
 
 describe("startEdgeServer", () => {
   it("creates every task of a burst of concurrent requests (inserts share commits here)", async () => {

@@ -1,12 +1,9 @@
 import { execFile } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { silentLogger } from "../../../../edge/adapters/silent.logger.js";
-import { startEdgeServer, type EdgeServer } from "../../../../edge/node/edge-server.js";
-import { parseConfig } from "../../../../shared/config/config.schema.js";
+import { startTestEdgeServer, type TestEdgeServer } from "../../edge-test-app.js";
 
 // /docs and /redoc rendered by a real browser with every host but 127.0.0.1 unresolvable: the pages must draw the
 // API from our own assets and /openapi.json, with no CDN. The HTTP-level contract test checks the URLs the pages
@@ -42,20 +39,14 @@ async function renderedDom(url: string, profile: string): Promise<string> {
 
 // The title says why when it is skipped, and nothing of the kind when it runs.
 describe.skipIf(!CHROMIUM)(`docs pages in a headless browser${CHROMIUM ? "" : " (skipped: no chromium on this machine)"}`, () => {
-  let dir: string;
-  let server: EdgeServer;
+  let edge: TestEdgeServer;
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), "docs-browser-"));
-    const config = parseConfig({ api: { keys: ["k1"] }, server: { host: "127.0.0.1", port: 0 }, task_db: { path: join(dir, "t.db") } });
-    server = await startEdgeServer(config, { logger: silentLogger });
+    edge = await startTestEdgeServer("docs-browser-");
   });
-  afterAll(async () => {
-    await server.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  afterAll(() => edge.close());
 
   it("/docs: Swagger UI renders every operation and the API-key authorize button", async () => {
-    const dom = await renderedDom(`${server.url}/docs`, join(dir, "profile-docs"));
+    const dom = await renderedDom(`${edge.server.url}/docs`, join(edge.dir, "profile-docs"));
     for (const path of ["/health", "/api/health", "/api/v1/generate", "/api/v1/tasks/{task_id}", "/api/v1/tasks/{task_id}/cancel", "/api/v1/loras"]) {
       expect(dom).toContain(`data-path="${path}"`);
     }
@@ -64,7 +55,7 @@ describe.skipIf(!CHROMIUM)(`docs pages in a headless browser${CHROMIUM ? "" : " 
   });
 
   it("/redoc: ReDoc renders the operations from /openapi.json", async () => {
-    const dom = await renderedDom(`${server.url}/redoc`, join(dir, "profile-redoc"));
+    const dom = await renderedDom(`${edge.server.url}/redoc`, join(edge.dir, "profile-redoc"));
     expect(dom).toContain("SD Image API");
     expect(dom).toContain("Create an image generation task");
     expect(dom).toContain("Cancel a pending or processing task");
