@@ -9,6 +9,7 @@ import { ModelLoadError } from "../../../gpu-node/pipeline/model/model-load.erro
 import { createPipelineRunner, type PipelineHost } from "../../../gpu-node/pipeline/pipeline.host.js";
 import type { ProgressEvent, StartEvent } from "../../../gpu-node/pipeline/pipeline.types.js";
 import { TINY_SD_DIR } from "../../helpers/goldens.js";
+import { crashOnFirstStep } from "../../helpers/crash-on-first-step.js";
 import { domainError } from "../../helpers/domain-error.js";
 import { generateParams } from "../../helpers/generate-params.js";
 import { tinyModelCopy } from "../../helpers/tiny-model.js";
@@ -104,15 +105,7 @@ describe("createPipelineRunner", () => {
     "when the worker dies (%s) the running job fails clearly, the worker restarts and queued jobs run",
     async (how) => {
       const before = runner.restarts;
-      let crashed = false;
-      const running = runner.generate(generateParams({ numInferenceSteps: 200 }), {
-        onProgress: () => {
-          if (!crashed) {
-            crashed = true;
-            runner.injectCrash(how);
-          }
-        },
-      });
+      const running = runner.generate(generateParams({ numInferenceSteps: 200 }), crashOnFirstStep(runner, how));
       const queued = runner.generate(generateParams({ seed: 77 }));
       const err = await domainError(running);
       expect(err.code).toBe("internal");

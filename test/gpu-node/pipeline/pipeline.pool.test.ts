@@ -11,6 +11,7 @@ import { ModelLoadError } from "../../../gpu-node/pipeline/model/model-load.erro
 import { createPipelineRunner, PipelineHost } from "../../../gpu-node/pipeline/pipeline.host.js";
 import { PipelinePool } from "../../../gpu-node/pipeline/pipeline.pool.js";
 import type { GenerateOutput, GenerateParams } from "../../../gpu-node/pipeline/pipeline.types.js";
+import { crashOnFirstStep } from "../../helpers/crash-on-first-step.js";
 import { domainError } from "../../helpers/domain-error.js";
 import { TINY_SD_DIR } from "../../helpers/goldens.js";
 import { generateParams } from "../../helpers/generate-params.js";
@@ -118,16 +119,8 @@ describe("PipelinePool", () => {
     const [h0, h1] = pool.hosts;
     const toSecond = vi.spyOn(h1, "generate");
     const restarts = h0.restarts;
-    let crashed = false;
     // Host 0 (the lowest index, both idle) takes this job, and its worker dies on the first step.
-    const dying = pool.generate(params({ numInferenceSteps: 200 }), {
-      onProgress: () => {
-        if (!crashed) {
-          crashed = true;
-          h0.injectCrash("exit");
-        }
-      },
-    });
+    const dying = pool.generate(params({ numInferenceSteps: 200 }), crashOnFirstStep(h0, "exit"));
     // Settled from the worker's exit event, before the replacement worker can have loaded the model.
     expect((await domainError(dying)).message).toMatch(/pipeline worker died while generating/);
     expect(h0.status().modelLoaded).toBe(false);
